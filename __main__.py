@@ -1,0 +1,54 @@
+"""k8s-demo: build the app image (for the app's own version) and deploy it to Kubernetes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+
+from components.image import AppImage, AppImageArgs
+from components.settings import APP_DIR, PROJECT, load_settings, read_app_version
+from components.webapp import WebApp, WebAppArgs
+
+settings = load_settings(
+    pulumi.Config(PROJECT),
+    project=pulumi.get_project(),
+    stack=pulumi.get_stack(),
+    app_version=read_app_version(Path(__file__).resolve().parent),
+)
+
+image = AppImage(
+    "app-image",
+    AppImageArgs(
+        repository=settings.image_repository,
+        tag=settings.image_tag,
+        app_version=settings.app_version,
+        context=APP_DIR,
+    ),
+)
+
+app = WebApp(
+    "web",
+    WebAppArgs(
+        namespace=settings.namespace,
+        image=image.image_ref,
+        version=settings.image_tag,
+        change_cause=settings.change_cause,
+        replicas=settings.replicas,
+        max_surge=settings.max_surge,
+        max_unavailable=settings.max_unavailable,
+        min_ready_seconds=settings.min_ready_seconds,
+        progress_deadline_seconds=settings.progress_deadline_seconds,
+        rollout_timeout_seconds=settings.rollout_timeout_seconds,
+        node_port=settings.node_port,
+        resources=settings.resources,
+    ),
+)
+
+pulumi.export("namespace", app.namespace)
+pulumi.export("deploymentName", app.deployment_name)
+pulumi.export("serviceName", app.service_name)
+pulumi.export("image", app.image)
+pulumi.export("imageBuilt", image.built)
+pulumi.export("nodePort", app.node_port)
+pulumi.export("url", pulumi.Output.format("http://{0}:{1}/", settings.node_address, app.node_port))

@@ -1,0 +1,71 @@
+"""The app image: built from ``app/`` for the app's own version, referenced otherwise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.settings import registry_host
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppImageArgs:
+    """Which image to deploy, and whether to build it.
+
+    ``context`` is the build context, relative to the project root (where
+    Pulumi runs the program), so the recorded path is the same on every machine.
+    """
+
+    repository: str
+    tag: str
+    app_version: str
+    context: str
+
+    def __post_init__(self) -> None:
+        if not self.tag or self.tag == "latest":
+            raise ValueError(f"tag must name a version, got {self.tag!r}")
+
+    @property
+    def reference(self) -> str:
+        """``<repository>:<tag>``."""
+        return f"{self.repository}:{self.tag}"
+
+    @property
+    def build(self) -> bool:
+        """Only today's version is built: an older tag must never be rebuilt from today's code."""
+        return self.tag == self.app_version
+
+    @property
+    def push(self) -> bool:
+        """A registry host in the repository means push; none means a local image."""
+        return registry_host(self.repository) is not None
+
+
+class AppImage(pulumi.ComponentResource):
+    """Builds ``app/`` with pulumi-docker when the tag is the app's version; otherwise builds nothing.
+
+    ``image_ref`` is what the cluster should run: the pushed digest
+    (``repo@sha256:…``) for a pushed build, so even a rebuilt tag rolls out;
+    ``repo:tag`` for a local build or an existing tag (rollback).
+    """
+
+    image_ref: pulumi.Output[str]
+    built: pulumi.Output[bool]
+
+    def __init__(self, name: str, args: AppImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("k8s-demo:index:AppImage", name, None, opts)
+        if args.build:
+            image = docker.Image(
+                f"{name}-build",
+                image_name=args.reference,
+                build=docker.DockerBuildArgs(context=args.context, dockerfile=f"{args.context}/Dockerfile"),
+                skip_push=not args.push,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.image_ref = image.repo_digest if args.push else image.image_name
+        else:
+            self.image_ref = pulumi.Output.from_input(args.reference)
+        self.built = pulumi.Output.from_input(args.build)
+        self.register_outputs({"image_ref": self.image_ref, "built": self.built})

@@ -1,0 +1,43 @@
+"""The one source of Kubernetes labels for k8s-demo.
+
+The tutorial tied its Service to its pods with a hand-written ``app: k8s`` in
+three files and then broke it by relabelling the pods. Here the Deployment
+selector, the pod template and the Service selector all come from
+``selector_labels``; nothing else may write those keys.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: ``app.kubernetes.io/name`` of every object.
+APP_NAME = "k8s-demo"
+
+NAME = "app.kubernetes.io/name"
+INSTANCE = "app.kubernetes.io/instance"
+VERSION = "app.kubernetes.io/version"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+COMPONENT = "app.kubernetes.io/component"
+
+_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+def selector_labels(instance: str) -> dict[str, str]:
+    """The labels that select this instance's pods: name and instance only.
+
+    They never change during the life of a Deployment (its selector is
+    immutable), so the version is deliberately not among them.
+    """
+    return {NAME: APP_NAME, INSTANCE: instance}
+
+
+def object_labels(instance: str, version: str) -> dict[str, str]:
+    """Selector labels plus the descriptive ones, for objects and pod templates.
+
+    The version label is left out when the tag is not a valid label value
+    (tags may be 128 characters long; label values only 63).
+    """
+    labels = {**selector_labels(instance), MANAGED_BY: "pulumi", COMPONENT: "web"}
+    if _LABEL_VALUE.match(version):
+        labels[VERSION] = version
+    return labels

@@ -1,0 +1,374 @@
+"""Typed, validated stack settings: the only module that reads stack config.
+
+Every key is read and checked before any resource is created. All problems are
+collected and reported together in one ``pulumi.RunError`` that names each bad
+key, the value it had and what is allowed, so a user fixes them in one pass.
+Each default lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import TypeVar
+
+import pulumi
+
+#: Project name; also the config namespace (``k8s-demo:replicas``).
+PROJECT = "k8s-demo"
+
+#: The app's directory, relative to the project root (the build context).
+APP_DIR = "app"
+
+#: Where the app's version is declared, once.
+VERSION_FILE = "VERSION"
+
+#: Stacks named ``pr-<number>`` are review stacks for pull requests.
+REVIEW_STACK = re.compile(r"^pr-[0-9]+$")
+
+# Defaults. The tutorial's own numbers where it has them.
+DEFAULT_IMAGE_REPOSITORY = "k8s-demo"
+DEFAULT_REPLICAS = 10
+DEFAULT_REVIEW_REPLICAS = 1
+DEFAULT_MAX_SURGE: int | str = 1
+DEFAULT_MAX_UNAVAILABLE: int | str = 1
+DEFAULT_MIN_READY_SECONDS = 3
+DEFAULT_POD_READY_TIMEOUT_SECONDS = 30
+DEFAULT_NODE_ADDRESS = "127.0.0.1"
+DEFAULT_CPU_REQUEST = "50m"
+DEFAULT_CPU_LIMIT = "200m"
+DEFAULT_MEMORY_REQUEST = "32Mi"
+DEFAULT_MEMORY_LIMIT = "64Mi"
+
+NODE_PORT_MIN = 30000
+NODE_PORT_MAX = 32767
+
+# Docker's tag grammar: up to 128 word characters, dots and dashes, not starting
+# with a dot or dash.
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# A lowercase image reference without tag or digest: optional registry host
+# (with a dot, a port or "localhost"), then slash-separated path components.
+_HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"^(?:{_HOST}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PERCENT = re.compile(r"^([0-9]{1,3})%$")
+_INTEGER = re.compile(r"^[+]?[0-9]+$")
+# Kubernetes resource quantities as used for CPU and memory.
+_QUANTITY = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
+_QUANTITY_SUFFIXES = {
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(1000),
+    "M": Decimal(1000**2),
+    "G": Decimal(1000**3),
+    "T": Decimal(1000**4),
+    "Ki": Decimal(1024),
+    "Mi": Decimal(1024**2),
+    "Gi": Decimal(1024**3),
+    "Ti": Decimal(1024**4),
+}
+_HOSTNAME_OR_IP = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.:-]*[A-Za-z0-9])?$")
+
+#: Every key this program reads, in the project's config namespace.
+KNOWN_KEYS = (
+    "imageTag",
+    "imageRepository",
+    "replicas",
+    "maxSurge",
+    "maxUnavailable",
+    "minReadySeconds",
+    "podReadyTimeoutSeconds",
+    "nodePort",
+    "nodeAddress",
+    "namespace",
+    "cpuRequest",
+    "cpuLimit",
+    "memoryRequest",
+    "memoryLimit",
+)
+
+IntOrPercent = int | str
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resources:
+    """CPU and memory requests and limits, as Kubernetes quantities."""
+
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the program needs from stack config, validated.
+
+    ``max_surge`` and ``max_unavailable`` are a pod count (int) or a
+    percentage string such as ``"25%"``. Times are in seconds.
+    """
+
+    stack: str
+    app_version: str
+    image_repository: str
+    image_tag: str
+    replicas: int
+    max_surge: IntOrPercent
+    max_unavailable: IntOrPercent
+    min_ready_seconds: int
+    pod_ready_timeout_seconds: int
+    node_port: int | None
+    node_address: str
+    namespace: str
+    resources: Resources
+
+    @property
+    def change_cause(self) -> str:
+        """The Deployment's ``kubernetes.io/change-cause``: the tag and the stack."""
+        return f"pulumi up: image {self.image_repository}:{self.image_tag}, stack {self.stack}"
+
+    @property
+    def rollout_steps(self) -> int:
+        """How many batches a full rollout takes at least: replicas / (surge + unavailable)."""
+        surge = resolve_int_or_percent(self.max_surge, self.replicas, round_up=True)
+        unavailable = resolve_int_or_percent(self.max_unavailable, self.replicas, round_up=False)
+        # Kubernetes lets one pod through when both round to zero.
+        per_step = max(1, surge + unavailable)
+        return max(1, math.ceil(self.replicas / per_step))
+
+    @property
+    def step_seconds(self) -> int:
+        """Budget for one batch: a new pod becomes ready, then stays ready minReadySeconds."""
+        return self.pod_ready_timeout_seconds + self.min_ready_seconds
+
+    @property
+    def progress_deadline_seconds(self) -> int:
+        """The Deployment's progressDeadlineSeconds: two batch budgets without progress.
+
+        Always greater than minReadySeconds, as Kubernetes requires.
+        """
+        return 2 * self.step_seconds
+
+    @property
+    def rollout_timeout_seconds(self) -> int:
+        """Pulumi's await timeout: every batch at its budget, plus one progress deadline.
+
+        A stuck rollout is reported by Kubernetes (ProgressDeadlineExceeded) well
+        before this, so this only bounds a slow but moving rollout.
+        """
+        return self.rollout_steps * self.step_seconds + self.progress_deadline_seconds
+
+
+def resolve_int_or_percent(value: IntOrPercent, total: int, *, round_up: bool) -> int:
+    """A pod count from an int or a percentage of ``total``, rounded as Kubernetes does."""
+    if isinstance(value, int):
+        return value
+    match = _PERCENT.match(value)
+    if match is None:
+        raise ValueError(f"not a percentage: {value!r}")
+    scaled = int(match.group(1)) * total / 100
+    return math.ceil(scaled) if round_up else math.floor(scaled)
+
+
+def registry_host(repository: str) -> str | None:
+    """The registry host of an image repository, or None for a local image name."""
+    first, sep, _ = repository.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
+
+
+def read_app_version(project_root: Path) -> str:
+    """The app's version from ``app/VERSION``."""
+    return (project_root / APP_DIR / VERSION_FILE).read_text(encoding="utf-8").strip()
+
+
+def default_namespace(project: str, stack: str) -> str:
+    """``<project>-<stack>`` folded into a DNS-1123 label (63 characters at most)."""
+    folded = re.sub(r"[^a-z0-9-]+", "-", f"{project}-{stack}".lower())
+    folded = folded[:63].strip("-")
+    return folded or project
+
+
+class _Reader:
+    """Reads raw config values and parses them, collecting every error instead of stopping."""
+
+    def __init__(self, config: pulumi.Config) -> None:
+        self._config = config
+        self.errors: list[str] = []
+
+    def bad(self, key: str, value: object, allowed: str) -> None:
+        """Record one problem: the full key, the value as given and what is allowed."""
+        self.errors.append(f"{self._config.name}:{key} = {value!r}: {allowed}")
+
+    def _parse(self, key: str, default: T, allowed: str, parse: Callable[[str], T | None]) -> T:
+        raw = self._config.get(key)
+        if raw is None:
+            return default
+        parsed = parse(raw.strip())
+        if parsed is None:
+            self.bad(key, raw, allowed)
+            return default
+        return parsed
+
+    def integer(self, key: str, default: int, *, minimum: int = 0) -> int:
+        return self._parse(key, default, f"must be an integer >= {minimum}", _int_in(minimum, None))
+
+    def optional_port(self, key: str) -> int | None:
+        allowed = f"must be an integer from {NODE_PORT_MIN} to {NODE_PORT_MAX}"
+        return self._parse(key, None, allowed, _int_in(NODE_PORT_MIN, NODE_PORT_MAX))
+
+    def int_or_percent(self, key: str, default: IntOrPercent) -> IntOrPercent:
+        def parse(raw: str) -> IntOrPercent | None:
+            if _INTEGER.match(raw):
+                return int(raw)
+            match = _PERCENT.match(raw)
+            if match and int(match.group(1)) <= 100:
+                return f"{int(match.group(1))}%"
+            return None
+
+        return self._parse(key, default, "must be an integer >= 0 or a percentage from 0% to 100%", parse)
+
+    def matching(self, key: str, default: str, pattern: re.Pattern[str], allowed: str) -> str:
+        return self._parse(key, default, allowed, lambda raw: raw if pattern.match(raw) else None)
+
+
+def _int_in(minimum: int, maximum: int | None) -> Callable[[str], int | None]:
+    """A parser for a whole number in [minimum, maximum] (no upper bound when maximum is None)."""
+
+    def parse(raw: str) -> int | None:
+        if not _INTEGER.match(raw):
+            return None
+        number = int(raw)
+        if number < minimum or (maximum is not None and number > maximum):
+            return None
+        return number
+
+    return parse
+
+
+def quantity_value(quantity: str) -> Decimal:
+    """The numeric value of a Kubernetes quantity already checked against the quantity pattern."""
+    number = re.match(r"^[0-9.]+", quantity)
+    assert number is not None
+    suffix = quantity[number.end() :]
+    return Decimal(number.group(0)) * _QUANTITY_SUFFIXES[suffix]
+
+
+def configured_keys(namespace: str) -> set[str]:
+    """The keys set for this stack in one config namespace, without the namespace.
+
+    ``pulumi.Config`` cannot list keys, so this reads the runtime's config map,
+    which holds exactly what the engine (or the test mocks) passed in.
+    """
+    prefix = f"{namespace}:"
+    every = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
+    return {key[len(prefix) :] for key in every if key.startswith(prefix)}
+
+
+def _is_zero(value: IntOrPercent) -> bool:
+    return value in (0, "0%")
+
+
+def load_settings(
+    config: pulumi.Config,
+    *,
+    project: str,
+    stack: str,
+    app_version: str,
+) -> Settings:
+    """Read and validate every key; raise one ``pulumi.RunError`` listing all problems."""
+    read = _Reader(config)
+    review = REVIEW_STACK.match(stack) is not None
+
+    image_tag = read.matching(
+        "imageTag",
+        app_version,
+        _TAG,
+        "must be a Docker tag (letters, digits, '_', '.', '-'; at most 128; "
+        "not starting with '.' or '-'), not empty and not 'latest'",
+    )
+    if image_tag == "latest":
+        read.bad("imageTag", image_tag, "'latest' is refused: name the version, so rollback and history mean something")
+
+    image_repository = read.matching(
+        "imageRepository",
+        DEFAULT_IMAGE_REPOSITORY,
+        _REPOSITORY,
+        "must be a lowercase image name such as 'k8s-demo' or 'registry.example.com/team/k8s-demo', "
+        "without tag or digest",
+    )
+    replicas = read.integer("replicas", DEFAULT_REVIEW_REPLICAS if review else DEFAULT_REPLICAS)
+    max_surge = read.int_or_percent("maxSurge", DEFAULT_MAX_SURGE)
+    max_unavailable = read.int_or_percent("maxUnavailable", DEFAULT_MAX_UNAVAILABLE)
+    if _is_zero(max_surge) and _is_zero(max_unavailable):
+        read.bad(
+            "maxSurge",
+            max_surge,
+            f"must not be zero while {config.name}:maxUnavailable = {max_unavailable!r} is zero too, "
+            "or a rollout could never start",
+        )
+    min_ready_seconds = read.integer("minReadySeconds", DEFAULT_MIN_READY_SECONDS)
+    pod_ready_timeout_seconds = read.integer(
+        "podReadyTimeoutSeconds", DEFAULT_POD_READY_TIMEOUT_SECONDS, minimum=1
+    )
+    node_port = read.optional_port("nodePort")
+    node_address = read.matching(
+        "nodeAddress", DEFAULT_NODE_ADDRESS, _HOSTNAME_OR_IP, "must be a host name or IP address"
+    )
+    namespace = read.matching(
+        "namespace",
+        default_namespace(project, stack),
+        _DNS_LABEL,
+        "must be a DNS-1123 label: lowercase letters, digits and '-', "
+        "starting and ending with a letter or digit",
+    )
+    if len(namespace) > 63:
+        read.bad("namespace", namespace, "must be at most 63 characters")
+    quantity = "must be a Kubernetes quantity such as '100m', '0.5', '64Mi' or '1Gi'"
+    resources = Resources(
+        cpu_request=read.matching("cpuRequest", DEFAULT_CPU_REQUEST, _QUANTITY, quantity),
+        cpu_limit=read.matching("cpuLimit", DEFAULT_CPU_LIMIT, _QUANTITY, quantity),
+        memory_request=read.matching("memoryRequest", DEFAULT_MEMORY_REQUEST, _QUANTITY, quantity),
+        memory_limit=read.matching("memoryLimit", DEFAULT_MEMORY_LIMIT, _QUANTITY, quantity),
+    )
+    # The API server would refuse a request above its limit; refuse it here, before anything changes.
+    for request_key, request, limit_key, limit in (
+        ("cpuRequest", resources.cpu_request, "cpuLimit", resources.cpu_limit),
+        ("memoryRequest", resources.memory_request, "memoryLimit", resources.memory_limit),
+    ):
+        if quantity_value(request) > quantity_value(limit):
+            read.bad(request_key, request, f"must not exceed {config.name}:{limit_key} ({limit!r})")
+    # A misspelt key would otherwise be ignored in silence and its default used.
+    for key in sorted(configured_keys(config.name) - set(KNOWN_KEYS)):
+        read.bad(key, config.get(key), f"unknown key; known keys are: {', '.join(KNOWN_KEYS)}")
+
+    if read.errors:
+        count = len(read.errors)
+        lines = "\n".join(f"  - {error}" for error in read.errors)
+        raise pulumi.RunError(
+            f"invalid configuration for stack '{stack}' ({count} problem{'s' * (count != 1)}); "
+            f"nothing was changed:\n{lines}"
+        )
+
+    return Settings(
+        stack=stack,
+        app_version=app_version,
+        image_repository=image_repository,
+        image_tag=image_tag,
+        replicas=replicas,
+        max_surge=max_surge,
+        max_unavailable=max_unavailable,
+        min_ready_seconds=min_ready_seconds,
+        pod_ready_timeout_seconds=pod_ready_timeout_seconds,
+        node_port=node_port,
+        node_address=node_address,
+        namespace=namespace,
+        resources=resources,
+    )

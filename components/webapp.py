@@ -1,0 +1,256 @@
+"""The web app: its namespace, Deployment, NodePort Service and NetworkPolicy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.labels import object_labels, selector_labels
+from components.settings import NODE_PORT_MAX, NODE_PORT_MIN, IntOrPercent, Resources
+
+#: Port the image listens on (app/nginx.conf): unprivileged, so not 80.
+CONTAINER_PORT = 8080
+#: Name of the container port; the Service targets it by name.
+PORT_NAME = "http"
+#: Port the Service exposes inside the cluster, as in the tutorial.
+SERVICE_PORT = 80
+#: Probe path served by app/nginx.conf.
+HEALTH_PATH = "/healthz"
+#: UID and GID the pod runs as (app/Dockerfile's USER): high, owning nothing.
+RUN_AS_ID = 10101
+#: ReplicaSets kept for ``kubectl rollout history`` and ``rollout undo``.
+REVISION_HISTORY_LIMIT = 10
+#: Names inside the stack's own namespace, as in the tutorial.
+DEPLOYMENT_NAME = "k8s-demo-deployment"
+SERVICE_NAME = "k8s-demo-svc"
+APP_POLICY_NAME = "k8s-demo-allow-http"
+#: Writable scratch space nginx needs under a read-only root filesystem (pid, temp files).
+SCRATCH_SIZE = "16Mi"
+#: Cause recorded on the Deployment, read back by ``kubectl rollout history``.
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebAppArgs:
+    """Shape of the web app. Every field is a plain value but ``image``.
+
+    ``image`` is the reference to run, usually the image component's output.
+    Times are in seconds; ``max_surge`` and ``max_unavailable`` are a pod
+    count or a percentage string such as ``"25%"``; ``node_port`` None lets
+    the cluster assign one.
+    """
+
+    namespace: str
+    image: pulumi.Input[str]
+    version: str
+    change_cause: str
+    replicas: int
+    max_surge: IntOrPercent
+    max_unavailable: IntOrPercent
+    min_ready_seconds: int
+    progress_deadline_seconds: int
+    rollout_timeout_seconds: int
+    node_port: int | None
+    resources: Resources
+
+    def __post_init__(self) -> None:
+        # Invariants Kubernetes would otherwise reject mid-update; checked at construction.
+        if self.replicas < 0:
+            raise ValueError(f"replicas must be >= 0, got {self.replicas}")
+        if self.progress_deadline_seconds <= self.min_ready_seconds:
+            raise ValueError(
+                f"progress_deadline_seconds ({self.progress_deadline_seconds}) must exceed "
+                f"min_ready_seconds ({self.min_ready_seconds})"
+            )
+        if self.node_port is not None and not NODE_PORT_MIN <= self.node_port <= NODE_PORT_MAX:
+            raise ValueError(f"node_port must be in {NODE_PORT_MIN}-{NODE_PORT_MAX}, got {self.node_port}")
+
+
+class WebApp(pulumi.ComponentResource):
+    """Namespace, Deployment (rolling update, probes, hardened pods), NodePort Service, NetworkPolicy."""
+
+    namespace: pulumi.Output[str]
+    deployment_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    image: pulumi.Output[str]
+    node_port: pulumi.Output[int]
+
+    def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("k8s-demo:index:WebApp", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        instance = args.namespace
+        labels = object_labels(instance, args.version)
+        selector = selector_labels(instance)
+
+        ns = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.namespace,
+                labels={
+                    **labels,
+                    # The pods meet the "restricted" Pod Security Standard; make the namespace insist on it.
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            ),
+            opts=child,
+        )
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=DEPLOYMENT_NAME,
+                namespace=ns.metadata.name,
+                labels=labels,
+                annotations={CHANGE_CAUSE: args.change_cause},
+            ),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=args.replicas,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                min_ready_seconds=args.min_ready_seconds,
+                progress_deadline_seconds=args.progress_deadline_seconds,
+                revision_history_limit=REVISION_HISTORY_LIMIT,
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                        max_surge=args.max_surge,
+                        max_unavailable=args.max_unavailable,
+                    ),
+                ),
+                template=_pod_template(args, labels),
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                in_namespace,
+                pulumi.ResourceOptions(
+                    # Pulumi waits for the rollout; this bounds the wait by the rollout settings.
+                    custom_timeouts=pulumi.CustomTimeouts(
+                        create=f"{args.rollout_timeout_seconds}s",
+                        update=f"{args.rollout_timeout_seconds}s",
+                    ),
+                ),
+            ),
+        )
+
+        service_annotations: dict[str, str] = {}
+        if args.replicas == 0:
+            # With no pods the Service can never get endpoints; do not wait for them.
+            service_annotations["pulumi.com/skipAwait"] = "true"
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=SERVICE_NAME,
+                namespace=ns.metadata.name,
+                labels=labels,
+                annotations=service_annotations or None,
+            ),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="NodePort",
+                selector=selector,
+                ports=[
+                    k8s.core.v1.ServicePortArgs(
+                        name=PORT_NAME,
+                        protocol="TCP",
+                        port=SERVICE_PORT,
+                        target_port=PORT_NAME,
+                        node_port=args.node_port,
+                    )
+                ],
+            ),
+            opts=in_namespace,
+        )
+
+        # Admit traffic to the app's port only, and let the pods open no connections:
+        # a static site needs none.
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=APP_POLICY_NAME, namespace=ns.metadata.name, labels=labels),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                policy_types=["Ingress", "Egress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=CONTAINER_PORT)],
+                    )
+                ],
+                egress=[],
+            ),
+            opts=in_namespace,
+        )
+
+        self.namespace = ns.metadata.name
+        self.deployment_name = deployment.metadata.name
+        self.service_name = service.metadata.name
+        self.image = pulumi.Output.from_input(args.image)
+        # The cluster assigns the node port when none is configured; read it back from the Service.
+        self.node_port = service.spec.apply(lambda spec: spec.ports[0].node_port)
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "deployment_name": self.deployment_name,
+                "service_name": self.service_name,
+                "image": self.image,
+                "node_port": self.node_port,
+            }
+        )
+
+
+def _pod_template(args: WebAppArgs, labels: dict[str, str]) -> k8s.core.v1.PodTemplateSpecArgs:
+    """Pod template: non-root, read-only root, no capabilities, probed on the health path."""
+    probe_action = k8s.core.v1.HTTPGetActionArgs(path=HEALTH_PATH, port=PORT_NAME)
+    return k8s.core.v1.PodTemplateSpecArgs(
+        metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+        spec=k8s.core.v1.PodSpecArgs(
+            # The site calls no Kubernetes API and needs no service links.
+            automount_service_account_token=False,
+            enable_service_links=False,
+            security_context=k8s.core.v1.PodSecurityContextArgs(
+                run_as_non_root=True,
+                run_as_user=RUN_AS_ID,
+                run_as_group=RUN_AS_ID,
+                fs_group=RUN_AS_ID,
+                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+            ),
+            containers=[
+                k8s.core.v1.ContainerArgs(
+                    name="web",
+                    image=args.image,
+                    # Local images (docker-desktop, minikube, kind) are never in a registry;
+                    # pushed images are pinned by digest, so pulling again gains nothing.
+                    image_pull_policy="IfNotPresent",
+                    ports=[k8s.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=CONTAINER_PORT)],
+                    readiness_probe=k8s.core.v1.ProbeArgs(
+                        http_get=probe_action, period_seconds=5, timeout_seconds=2, failure_threshold=3
+                    ),
+                    liveness_probe=k8s.core.v1.ProbeArgs(
+                        http_get=probe_action,
+                        initial_delay_seconds=5,
+                        period_seconds=10,
+                        timeout_seconds=2,
+                        failure_threshold=3,
+                    ),
+                    resources=k8s.core.v1.ResourceRequirementsArgs(
+                        requests={"cpu": args.resources.cpu_request, "memory": args.resources.memory_request},
+                        limits={"cpu": args.resources.cpu_limit, "memory": args.resources.memory_limit},
+                    ),
+                    security_context=k8s.core.v1.SecurityContextArgs(
+                        allow_privilege_escalation=False,
+                        privileged=False,
+                        read_only_root_filesystem=True,
+                        run_as_non_root=True,
+                        run_as_user=RUN_AS_ID,
+                        run_as_group=RUN_AS_ID,
+                        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+                    ),
+                    volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
+                )
+            ],
+            volumes=[
+                k8s.core.v1.VolumeArgs(
+                    name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=SCRATCH_SIZE)
+                )
+            ],
+        ),
+    )

@@ -1,0 +1,137 @@
+"""Runs the whole program (``__main__.py``) under Pulumi's mocks, without an engine or cluster.
+
+The unit tests and ``make render`` share this one mock engine. Mocked
+resources echo their inputs as outputs, plus what a cluster or Docker would
+fill in: an assigned node port, a pushed image's digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime.settings import set_root_resource
+
+from components.settings import PROJECT
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MAIN = PROJECT_ROOT / "__main__.py"
+
+#: What the mocked cluster assigns when no node port is configured (the tutorial's 80:31404).
+ASSIGNED_NODE_PORT = 31404
+
+DOCKER_IMAGE = "docker:index/image:Image"
+SERVICE = "kubernetes:core/v1:Service"
+
+
+@dataclass(frozen=True)
+class MockResource:
+    """One registered resource: its type token, logical name, inputs and mocked outputs."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+@dataclass
+class ClusterMocks(pulumi.runtime.Mocks):
+    """Records every resource; simulates what the cluster and Docker would add."""
+
+    resources: list[MockResource] = field(default_factory=list)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        if args.typ == SERVICE:
+            outputs["spec"] = _with_assigned_node_ports(outputs.get("spec", {}))
+        elif args.typ == DOCKER_IMAGE:
+            outputs.update(_built_image(outputs))
+        self.resources.append(MockResource(args.typ, args.name, dict(args.inputs), outputs))
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+def _with_assigned_node_ports(spec: dict[str, Any]) -> dict[str, Any]:
+    ports = [{**port, "nodePort": port.get("nodePort", ASSIGNED_NODE_PORT)} for port in spec.get("ports", [])]
+    return {**spec, "ports": ports}
+
+
+def _built_image(inputs: dict[str, Any]) -> dict[str, Any]:
+    name = str(inputs["imageName"])
+    digest = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+    repository = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+    pushed = not inputs.get("skipPush", False)
+    # Pushed: a registry manifest digest; local: the image ID (pulumi-docker's documented forms).
+    return {"repoDigest": f"{repository}@{digest}" if pushed else digest}
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    """Everything one run of the program registered and exported."""
+
+    resources: list[MockResource]
+    outputs: dict[str, Any]
+
+    def of_type(self, type_token: str) -> list[MockResource]:
+        """Resources with this type token, in registration order."""
+        return [resource for resource in self.resources if resource.type == type_token]
+
+    def one(self, type_token: str) -> MockResource:
+        """The single resource of this type; fails when there are none or several."""
+        found = self.of_type(type_token)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_token}, found {len(found)}")
+        return found[0]
+
+
+def stack_config(stack: str) -> dict[str, str]:
+    """Config of ``Pulumi.<stack>.yaml`` as the engine passes it: every value a string.
+
+    A stack without a file (a ``pr-<number>`` review stack) has no config.
+    """
+    path = PROJECT_ROOT / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        return {}
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {key: _engine_string(value) for key, value in (document.get("config") or {}).items()}
+
+
+def _engine_string(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def project_key(key: str) -> str:
+    """``replicas`` -> ``k8s-demo:replicas``."""
+    return f"{PROJECT}:{key}"
+
+
+def run_program(stack: str, config: dict[str, str], *, preview: bool = False) -> ProgramRun:
+    """Run ``__main__.py`` for ``stack`` with ``config`` (full keys) and return what it did.
+
+    Raises whatever the program raises, e.g. the ``pulumi.RunError`` of bad config.
+    """
+    pulumi.runtime.set_all_config(dict(config))
+    # Each run gets a fresh root stack, so exports never leak between runs.
+    set_root_resource(None)  # type: ignore[arg-type]
+    mocks = ClusterMocks()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview)
+    root = pulumi.runtime.get_root_resource()
+    exported: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[None]:
+        runpy.run_path(str(MAIN), run_name="__main__")
+        outputs: dict[str, Any] = getattr(root, "outputs", {})
+        return pulumi.Output.all(**outputs).apply(exported.update)
+
+    program()
+    return ProgramRun(resources=list(mocks.resources), outputs=exported)
