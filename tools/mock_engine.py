@@ -25,8 +25,12 @@ MAIN = PROJECT_ROOT / "__main__.py"
 #: What the mocked cluster assigns when no node port is configured (the tutorial's 80:31404).
 ASSIGNED_NODE_PORT = 31404
 
+# Type tokens of the resources the program registers.
 DOCKER_IMAGE = "docker:index/image:Image"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
 
 @dataclass(frozen=True)
@@ -114,15 +118,18 @@ def project_key(key: str) -> str:
     return f"{PROJECT}:{key}"
 
 
-def run_program(stack: str, config: dict[str, str], *, preview: bool = False) -> ProgramRun:
+def run_program(
+    stack: str, config: dict[str, str], *, preview: bool = False, mocks: ClusterMocks | None = None
+) -> ProgramRun:
     """Run ``__main__.py`` for ``stack`` with ``config`` (full keys) and return what it did.
 
-    Raises whatever the program raises, e.g. the ``pulumi.RunError`` of bad config.
+    Raises whatever the program raises, e.g. the ``pulumi.RunError`` of bad config;
+    pass ``mocks`` to see what was registered before that.
     """
     pulumi.runtime.set_all_config(dict(config))
     # Each run gets a fresh root stack, so exports never leak between runs.
     set_root_resource(None)  # type: ignore[arg-type]
-    mocks = ClusterMocks()
+    mocks = mocks if mocks is not None else ClusterMocks()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview)
     root = pulumi.runtime.get_root_resource()
     exported: dict[str, Any] = {}

@@ -1,0 +1,74 @@
+"""Shared fixtures: whole-program runs under mocks, and a mock engine for component tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pulumi
+import pytest
+from pulumi.runtime.settings import set_root_resource
+
+from components.settings import PROJECT, Resources
+from tools.mock_engine import ClusterMocks, ProgramRun, project_key, run_program, stack_config
+
+#: The committed stacks plus a review stack that has no stack file.
+STACKS = ("dev", "prod", "pr-42")
+
+
+
+@pytest.fixture(scope="session")
+def stack_runs() -> dict[str, ProgramRun]:
+    """The program run once per stack with that stack's committed config."""
+    return {stack: run_program(stack, stack_config(stack)) for stack in STACKS}
+
+
+@pytest.fixture(scope="session")
+def dev(stack_runs: dict[str, ProgramRun]) -> ProgramRun:
+    return stack_runs["dev"]
+
+
+@pytest.fixture(scope="session")
+def prod(stack_runs: dict[str, ProgramRun]) -> ProgramRun:
+    return stack_runs["prod"]
+
+
+@pytest.fixture(scope="session")
+def review(stack_runs: dict[str, ProgramRun]) -> ProgramRun:
+    return stack_runs["pr-42"]
+
+
+@pytest.fixture
+def run_dev_with() -> Callable[..., ProgramRun]:
+    """Run the dev stack with extra project keys: ``run_dev_with(imageTag="0.1")``."""
+
+    def run(**keys: str) -> ProgramRun:
+        config = {**stack_config("dev"), **{project_key(key): value for key, value in keys.items()}}
+        return run_program("dev", config)
+
+    return run
+
+
+@pytest.fixture
+def config(request: pytest.FixtureRequest) -> Callable[..., pulumi.Config]:
+    """Install project config (short keys) and return a ``pulumi.Config`` over it."""
+
+    def make(**keys: str) -> pulumi.Config:
+        pulumi.runtime.set_all_config({project_key(key): value for key, value in keys.items()})
+        return pulumi.Config(PROJECT)
+
+    request.addfinalizer(lambda: pulumi.runtime.set_all_config({}))
+    return make
+
+
+@pytest.fixture
+def mocks() -> ClusterMocks:
+    """A fresh mock engine for testing one component at a time."""
+    engine = ClusterMocks()
+    set_root_resource(None)  # type: ignore[arg-type]
+    pulumi.runtime.set_mocks(engine, project=PROJECT, stack="unit", preview=False)
+    return engine
+
+
+@pytest.fixture
+def resources() -> Resources:
+    return Resources(cpu_request="50m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi")

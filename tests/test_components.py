@@ -1,0 +1,126 @@
+"""Each component on its own under mocks: outputs, children and argument invariants."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pulumi
+import pytest
+
+from components.image import AppImage, AppImageArgs
+from components.settings import Resources
+from components.webapp import DEPLOYMENT_NAME, SERVICE_NAME, WebApp, WebAppArgs
+from pulumi.runtime.settings import SETTINGS
+
+from tools.mock_engine import ASSIGNED_NODE_PORT, DOCKER_IMAGE, ClusterMocks
+
+
+@pytest.fixture
+def webapp_args(resources: Resources) -> WebAppArgs:
+    return WebAppArgs(
+        namespace="unit-ns",
+        image="k8s-demo:0.1",
+        version="0.1",
+        change_cause="unit",
+        replicas=2,
+        max_surge=1,
+        max_unavailable=0,
+        min_ready_seconds=3,
+        progress_deadline_seconds=66,
+        rollout_timeout_seconds=200,
+        node_port=None,
+        resources=resources,
+    )
+
+
+@pulumi.runtime.test
+def test_webapp_outputs(mocks: ClusterMocks, webapp_args: WebAppArgs) -> pulumi.Output[None]:
+    app = WebApp("unit", webapp_args)
+
+    def check(values: list[object]) -> None:
+        assert values == ["unit-ns", DEPLOYMENT_NAME, SERVICE_NAME, "k8s-demo:0.1", ASSIGNED_NODE_PORT]
+
+    return pulumi.Output.all(app.namespace, app.deployment_name, app.service_name, app.image, app.node_port).apply(
+        check
+    )
+
+
+@pulumi.runtime.test
+def test_webapp_fixed_node_port(mocks: ClusterMocks, webapp_args: WebAppArgs) -> pulumi.Output[None]:
+    app = WebApp("unit", replace(webapp_args, node_port=30123))
+
+    def check(node_port: int) -> None:
+        assert node_port == 30123
+
+    return app.node_port.apply(check)
+
+
+@pulumi.runtime.test
+def test_webapp_children_are_parented(mocks: ClusterMocks, webapp_args: WebAppArgs) -> pulumi.Output[None]:
+    app = WebApp("unit", webapp_args)
+
+    def check(_: object) -> None:
+        # A child's URN carries its parent's type: ...::k8s-demo:index:WebApp$kubernetes:apps/v1:Deployment::name
+        urns = SETTINGS.monitor.resources.keys()
+        children = {urn.rsplit("::", 2)[-2] for urn in urns if "k8s-demo:index:WebApp$" in urn}
+        assert children == {
+            "k8s-demo:index:WebApp$kubernetes:core/v1:Namespace",
+            "k8s-demo:index:WebApp$kubernetes:apps/v1:Deployment",
+            "k8s-demo:index:WebApp$kubernetes:core/v1:Service",
+            "k8s-demo:index:WebApp$kubernetes:networking.k8s.io/v1:NetworkPolicy",
+        }
+
+    # The outputs resolve only after every child has registered.
+    return pulumi.Output.all(app.deployment_name, app.service_name, app.node_port).apply(check)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("replicas", -1, "replicas must be >= 0"),
+        ("progress_deadline_seconds", 3, "must exceed min_ready_seconds"),
+        ("node_port", 80, "node_port must be in 30000-32767"),
+    ],
+)
+def test_webapp_args_invariants(webapp_args: WebAppArgs, field: str, value: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        replace(webapp_args, **{field: value})
+
+
+@pulumi.runtime.test
+def test_image_for_app_version_is_built(mocks: ClusterMocks) -> pulumi.Output[None]:
+    image = AppImage("unit", AppImageArgs(repository="k8s-demo", tag="0.2", app_version="0.2", context="app"))
+
+    def check(values: list[object]) -> None:
+        assert values == ["k8s-demo:0.2", True]
+        assert [r.inputs["imageName"] for r in mocks.resources if r.type == DOCKER_IMAGE] == ["k8s-demo:0.2"]
+
+    return pulumi.Output.all(image.image_ref, image.built).apply(check)
+
+
+@pulumi.runtime.test
+def test_image_for_other_tag_is_not_built(mocks: ClusterMocks) -> pulumi.Output[None]:
+    image = AppImage("unit", AppImageArgs(repository="k8s-demo", tag="0.1", app_version="0.2", context="app"))
+
+    def check(values: list[object]) -> None:
+        assert values == ["k8s-demo:0.1", False]
+        assert [r for r in mocks.resources if r.type == DOCKER_IMAGE] == []
+
+    return pulumi.Output.all(image.image_ref, image.built).apply(check)
+
+
+@pulumi.runtime.test
+def test_pushed_image_ref_is_the_digest(mocks: ClusterMocks) -> pulumi.Output[None]:
+    args = AppImageArgs(repository="localhost:5000/k8s-demo", tag="0.2", app_version="0.2", context="app")
+    image = AppImage("unit", args)
+
+    def check(ref: str) -> None:
+        assert ref.startswith("localhost:5000/k8s-demo@sha256:")
+
+    return image.image_ref.apply(check)
+
+
+@pytest.mark.parametrize("tag", ["", "latest"])
+def test_image_args_refuse_unnamed_versions(tag: str) -> None:
+    with pytest.raises(ValueError, match="tag must name a version"):
+        AppImageArgs(repository="k8s-demo", tag=tag, app_version="0.2", context="app")

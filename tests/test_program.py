@@ -1,0 +1,289 @@
+"""The whole program under mocks, per stack: the tutorial's rows, as k8s-demo does them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.labels import INSTANCE, NAME
+from components.webapp import CONTAINER_PORT, HEALTH_PATH, PORT_NAME, RUN_AS_ID
+from tools.mock_engine import (
+    ASSIGNED_NODE_PORT,
+    DEPLOYMENT,
+    DOCKER_IMAGE,
+    NAMESPACE,
+    NETWORK_POLICY,
+    PROJECT_ROOT,
+    SERVICE,
+    ProgramRun,
+)
+
+STACKS = ("dev", "prod", "pr-42")
+APP_VERSION = (PROJECT_ROOT / "app" / "VERSION").read_text().strip()
+
+
+def spec(run: ProgramRun, type_token: str) -> dict[str, Any]:
+    return dict(run.one(type_token).inputs["spec"])
+
+
+def container(run: ProgramRun) -> dict[str, Any]:
+    containers = spec(run, DEPLOYMENT)["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return dict(containers[0])
+
+
+# Row 14 and the tutorial's label bug: one source of labels, so they always match.
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_service_selects_exactly_the_deployment_pods(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    run = stack_runs[stack]
+    deployment = spec(run, DEPLOYMENT)
+    pod_labels = deployment["template"]["metadata"]["labels"]
+    service_selector = spec(run, SERVICE)["selector"]
+    assert deployment["selector"]["matchLabels"] == service_selector
+    assert service_selector.items() <= pod_labels.items()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_selector_is_name_and_instance_only(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    selector = spec(stack_runs[stack], DEPLOYMENT)["selector"]["matchLabels"]
+    assert selector == {NAME: "k8s-demo", INSTANCE: f"k8s-demo-{stack}"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_network_policy_selects_the_same_pods(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    run = stack_runs[stack]
+    assert spec(run, NETWORK_POLICY)["podSelector"]["matchLabels"] == spec(run, SERVICE)["selector"]
+
+
+# Rows 6 and 9: desired state and rollout settings from stack config.
+
+
+def test_dev_runs_the_tutorials_ten_replicas(dev: ProgramRun) -> None:
+    assert spec(dev, DEPLOYMENT)["replicas"] == 10
+
+
+def test_dev_rolls_out_like_the_tutorial(dev: ProgramRun) -> None:
+    deployment = spec(dev, DEPLOYMENT)
+    assert deployment["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}
+    assert deployment["minReadySeconds"] == 3
+
+
+def test_review_stack_runs_one_replica(review: ProgramRun) -> None:
+    assert spec(review, DEPLOYMENT)["replicas"] == 1
+
+
+def test_prod_takes_percentages_and_its_own_replica_count(prod: ProgramRun) -> None:
+    deployment = spec(prod, DEPLOYMENT)
+    assert deployment["replicas"] == 4
+    assert deployment["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 0}
+    assert deployment["minReadySeconds"] == 10
+
+
+def test_progress_deadline_follows_the_rollout_settings(dev: ProgramRun) -> None:
+    # Two batch budgets of (podReadyTimeoutSeconds 30 + minReadySeconds 3).
+    assert spec(dev, DEPLOYMENT)["progressDeadlineSeconds"] == 66
+
+
+# Rows 3 and 5: pods only come from the Deployment.
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_bare_pods_or_replicasets(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    types = {resource.type for resource in stack_runs[stack].resources}
+    assert not {t for t in types if t.endswith(":Pod") or t.endswith(":ReplicaSet")}
+
+
+def test_deployment_uses_apps_v1(dev: ProgramRun) -> None:
+    assert dev.one(DEPLOYMENT).inputs["apiVersion"] == "apps/v1"
+
+
+# Row 4: reaching the pods from outside.
+
+
+def test_service_is_node_port_to_the_named_container_port(dev: ProgramRun) -> None:
+    service = spec(dev, SERVICE)
+    assert service["type"] == "NodePort"
+    assert service["ports"] == [{"name": PORT_NAME, "protocol": "TCP", "port": 80, "targetPort": PORT_NAME}]
+    assert container(dev)["ports"] == [{"name": PORT_NAME, "containerPort": CONTAINER_PORT}]
+
+
+def test_node_port_is_assigned_by_the_cluster_when_unset(dev: ProgramRun) -> None:
+    assert dev.outputs["nodePort"] == ASSIGNED_NODE_PORT
+    assert dev.outputs["url"] == f"http://127.0.0.1:{ASSIGNED_NODE_PORT}/"
+
+
+def test_node_port_is_fixed_by_config(prod: ProgramRun) -> None:
+    assert spec(prod, SERVICE)["ports"][0]["nodePort"] == 30080
+    assert prod.outputs["url"] == "http://127.0.0.1:30080/"
+
+
+def test_node_address_sets_the_url_host(run_dev_with: Callable[..., ProgramRun]) -> None:
+    run = run_dev_with(nodeAddress="192.168.49.2")
+    assert run.outputs["url"] == f"http://192.168.49.2:{ASSIGNED_NODE_PORT}/"
+
+
+# Stack isolation: every stack in its own namespace.
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stack_gets_its_own_namespace(stack_runs: dict[str, ProgramRun], stack: str) -> None:
+    run = stack_runs[stack]
+    expected = f"k8s-demo-{stack}"
+    assert run.one(NAMESPACE).inputs["metadata"]["name"] == expected
+    namespaced = [r for r in run.resources if r.type.startswith("kubernetes:") and r.type != NAMESPACE]
+    assert {r.inputs["metadata"]["namespace"] for r in namespaced} == {expected}
+    assert run.outputs["namespace"] == expected
+
+
+def test_namespace_can_be_set(run_dev_with: Callable[..., ProgramRun]) -> None:
+    run = run_dev_with(namespace="team-a")
+    assert run.one(NAMESPACE).inputs["metadata"]["name"] == "team-a"
+
+
+def test_namespace_enforces_restricted_pod_security(dev: ProgramRun) -> None:
+    labels = dev.one(NAMESPACE).inputs["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+# Rows 2, 8 and 13: build today's version, deploy other tags as they are.
+
+
+def test_app_version_tag_builds_app_exactly_once(dev: ProgramRun) -> None:
+    builds = dev.of_type(DOCKER_IMAGE)
+    assert len(builds) == 1
+    assert builds[0].inputs["imageName"] == f"k8s-demo:{APP_VERSION}"
+    assert builds[0].inputs["build"] == {"context": "app", "dockerfile": "app/Dockerfile"}
+    assert dev.outputs["imageBuilt"] is True
+
+
+def test_local_build_is_not_pushed_and_is_deployed_by_tag(dev: ProgramRun) -> None:
+    assert dev.one(DOCKER_IMAGE).inputs["skipPush"] is True
+    assert container(dev)["image"] == f"k8s-demo:{APP_VERSION}"
+
+
+def test_pushed_build_is_deployed_by_digest(prod: ProgramRun) -> None:
+    assert prod.one(DOCKER_IMAGE).inputs["skipPush"] is False
+    assert re.fullmatch(r"registry\.example\.com/k8s-demo/k8s-demo@sha256:[0-9a-f]{64}", container(prod)["image"])
+
+
+def test_rollback_by_tag_builds_nothing(run_dev_with: Callable[..., ProgramRun]) -> None:
+    run = run_dev_with(imageTag="0.1")
+    assert run.of_type(DOCKER_IMAGE) == []
+    assert container(run)["image"] == "k8s-demo:0.1"
+    assert run.outputs["imageBuilt"] is False
+
+
+def test_rollback_by_tag_keeps_the_repository(run_dev_with: Callable[..., ProgramRun]) -> None:
+    run = run_dev_with(imageTag="0.1", imageRepository="registry.example.com/k8s-demo")
+    assert run.of_type(DOCKER_IMAGE) == []
+    assert container(run)["image"] == "registry.example.com/k8s-demo:0.1"
+
+
+# Rows 10 and 12: the cause of each change is recorded on the Deployment.
+
+
+def test_change_cause_names_the_tag_and_the_stack(run_dev_with: Callable[..., ProgramRun]) -> None:
+    annotations = run_dev_with(imageTag="0.1").one(DEPLOYMENT).inputs["metadata"]["annotations"]
+    assert annotations["kubernetes.io/change-cause"] == "pulumi up: image k8s-demo:0.1, stack dev"
+
+
+def test_revision_history_is_kept(dev: ProgramRun) -> None:
+    assert spec(dev, DEPLOYMENT)["revisionHistoryLimit"] == 10
+
+
+# Secure, boring pods.
+
+
+def test_probes_hit_the_health_endpoint(dev: ProgramRun) -> None:
+    c = container(dev)
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"] == {"path": HEALTH_PATH, "port": PORT_NAME}
+
+
+def test_resources_have_requests_and_limits(dev: ProgramRun) -> None:
+    assert container(dev)["resources"] == {
+        "requests": {"cpu": "50m", "memory": "32Mi"},
+        "limits": {"cpu": "200m", "memory": "64Mi"},
+    }
+
+
+def test_container_is_locked_down(dev: ProgramRun) -> None:
+    assert container(dev)["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_ID,
+        "runAsGroup": RUN_AS_ID,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def test_pod_runs_non_root_with_runtime_default_seccomp(dev: ProgramRun) -> None:
+    pod = spec(dev, DEPLOYMENT)["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_only_tmp_is_writable(dev: ProgramRun) -> None:
+    pod = spec(dev, DEPLOYMENT)["template"]["spec"]
+    assert container(dev)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}]
+
+
+def test_network_policy_admits_only_the_app_port(dev: ProgramRun) -> None:
+    policy = spec(dev, NETWORK_POLICY)
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"] == [{"ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}]
+    assert not policy.get("egress")
+
+
+# The image and the objects agree on the port, the probe path and the user.
+
+
+def test_nginx_listens_on_the_container_port() -> None:
+    conf = (PROJECT_ROOT / "app" / "nginx.conf").read_text()
+    assert set(re.findall(r"^\s*listen\s+(?:\[::\]:)?(\d+);", conf, re.M)) == {str(CONTAINER_PORT)}
+
+
+def test_nginx_serves_the_health_path() -> None:
+    conf = (PROJECT_ROOT / "app" / "nginx.conf").read_text()
+    assert re.search(rf"location = {re.escape(HEALTH_PATH)} \{{[^}}]*return 200", conf)
+
+
+def test_dockerfile_user_and_port_match_the_pod() -> None:
+    dockerfile = Path(PROJECT_ROOT / "app" / "Dockerfile").read_text()
+    assert re.search(rf"^USER {RUN_AS_ID}:{RUN_AS_ID}$", dockerfile, re.M)
+    assert re.search(rf"^EXPOSE {CONTAINER_PORT}$", dockerfile, re.M)
+
+
+# Outputs.
+
+
+def test_dev_outputs(dev: ProgramRun) -> None:
+    assert dev.outputs == {
+        "namespace": "k8s-demo-dev",
+        "deploymentName": "k8s-demo-deployment",
+        "serviceName": "k8s-demo-svc",
+        "image": f"k8s-demo:{APP_VERSION}",
+        "imageBuilt": True,
+        "nodePort": ASSIGNED_NODE_PORT,
+        "url": f"http://127.0.0.1:{ASSIGNED_NODE_PORT}/",
+    }
+
+
+def test_zero_replicas_does_not_wait_for_endpoints(run_dev_with: Callable[..., ProgramRun]) -> None:
+    run = run_dev_with(replicas="0")
+    assert spec(run, DEPLOYMENT)["replicas"] == 0
+    assert run.one(SERVICE).inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+
+
+def test_service_waits_for_endpoints_when_there_are_pods(dev: ProgramRun) -> None:
+    assert "annotations" not in dev.one(SERVICE).inputs["metadata"]

@@ -1,0 +1,169 @@
+"""Stack config: defaults, derived rollout timing, and every kind of bad input refused at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pulumi
+import pytest
+
+from components.settings import Settings, default_namespace, load_settings, registry_host, resolve_int_or_percent
+from tools.mock_engine import DEPLOYMENT, ClusterMocks, run_program, stack_config
+
+Load = Callable[..., Settings]
+
+
+@pytest.fixture
+def load(config: Callable[..., pulumi.Config]) -> Load:
+    def run(stack: str = "dev", **keys: str) -> Settings:
+        return load_settings(config(**keys), project="k8s-demo", stack=stack, app_version="0.2")
+
+    return run
+
+
+def test_defaults_are_the_tutorials(load: Load) -> None:
+    settings = load()
+    assert (settings.replicas, settings.max_surge, settings.max_unavailable, settings.min_ready_seconds) == (
+        10,
+        1,
+        1,
+        3,
+    )
+    assert (settings.image_repository, settings.image_tag, settings.node_port) == ("k8s-demo", "0.2", None)
+
+
+def test_review_stack_defaults_to_one_replica(load: Load) -> None:
+    assert load("pr-7").replicas == 1
+
+
+def test_review_stack_replicas_can_still_be_set(load: Load) -> None:
+    assert load("pr-7", replicas="3").replicas == 3
+
+
+def test_namespace_defaults_to_project_and_stack(load: Load) -> None:
+    assert load("pr-7").namespace == "k8s-demo-pr-7"
+
+
+@pytest.mark.parametrize(
+    ("stack", "expected"),
+    [("dev", "k8s-demo-dev"), ("Feature_X.1", "k8s-demo-feature-x-1"), ("a" * 80, "k8s-demo-" + "a" * 54)],
+)
+def test_default_namespace_is_a_dns_label(stack: str, expected: str) -> None:
+    assert default_namespace("k8s-demo", stack) == expected
+
+
+def test_values_are_trimmed_and_normalised(load: Load) -> None:
+    settings = load(replicas=" 4 ", maxSurge="050%", maxUnavailable="+0")
+    assert (settings.replicas, settings.max_surge, settings.max_unavailable) == (4, "50%", 0)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "surge", "unavailable", "steps"),
+    [(10, 1, 1, 5), (10, "25%", 0, 4), (4, "25%", "25%", 2), (1, 1, 1, 1), (0, 1, 1, 1), (3, "10%", "10%", 3)],
+)
+def test_rollout_steps(load: Load, replicas: int, surge: object, unavailable: object, steps: int) -> None:
+    settings = load(replicas=str(replicas), maxSurge=str(surge), maxUnavailable=str(unavailable))
+    assert settings.rollout_steps == steps
+
+
+def test_timeouts_derive_from_rollout_settings(load: Load) -> None:
+    settings = load(minReadySeconds="5", podReadyTimeoutSeconds="10")
+    # step = 10 + 5; deadline = 2 steps; timeout = 5 steps + deadline.
+    assert (settings.progress_deadline_seconds, settings.rollout_timeout_seconds) == (30, 105)
+
+
+def test_percentages_round_as_kubernetes_does() -> None:
+    assert resolve_int_or_percent("25%", 10, round_up=True) == 3
+    assert resolve_int_or_percent("25%", 10, round_up=False) == 2
+
+
+@pytest.mark.parametrize(
+    ("repository", "host"),
+    [("k8s-demo", None), ("team/k8s-demo", None), ("registry.example.com/k8s-demo", "registry.example.com"),
+     ("localhost:5000/k8s-demo", "localhost:5000"), ("localhost/k8s-demo", "localhost")],
+)
+def test_registry_host(repository: str, host: str | None) -> None:
+    assert registry_host(repository) == host
+
+
+def test_change_cause_names_tag_and_stack(load: Load) -> None:
+    assert load(imageTag="0.1").change_cause == "pulumi up: image k8s-demo:0.1, stack dev"
+
+
+# Each bad value: (key, value, words of "what is allowed" that the message must carry).
+BAD = [
+    ("imageTag", "", "not empty"),
+    ("imageTag", "latest", "'latest' is refused"),
+    ("imageTag", "-1", "Docker tag"),
+    ("imageTag", "has space", "Docker tag"),
+    ("imageTag", "a" * 129, "at most 128"),
+    ("imageRepository", "K8s-Demo", "lowercase image name"),
+    ("imageRepository", "k8s-demo:0.1", "without tag or digest"),
+    ("imageRepository", "", "lowercase image name"),
+    ("replicas", "ten", "integer >= 0"),
+    ("replicas", "-1", "integer >= 0"),
+    ("replicas", "1.5", "integer >= 0"),
+    ("maxSurge", "1.5", "percentage from 0% to 100%"),
+    ("maxSurge", "101%", "percentage from 0% to 100%"),
+    ("maxUnavailable", "%", "percentage from 0% to 100%"),
+    ("maxUnavailable", "-1", "integer >= 0"),
+    ("minReadySeconds", "3s", "integer >= 0"),
+    ("podReadyTimeoutSeconds", "0", "integer >= 1"),
+    ("nodePort", "80", "30000 to 32767"),
+    ("nodePort", "32768", "30000 to 32767"),
+    ("nodePort", "auto", "30000 to 32767"),
+    ("namespace", "Team_A", "DNS-1123 label"),
+    ("namespace", "-dev", "DNS-1123 label"),
+    ("namespace", "a" * 64, "at most 63 characters"),
+    ("nodeAddress", "http://x/", "host name or IP"),
+    ("cpuRequest", "lots", "Kubernetes quantity"),
+    ("memoryLimit", "64MB", "Kubernetes quantity"),
+    ("replica", "3", "unknown key"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "allowed"), BAD, ids=[f"{k}={v[:12]!r}" for k, v, _ in BAD])
+def test_bad_value_is_refused_naming_key_value_and_rule(load: Load, key: str, value: str, allowed: str) -> None:
+    with pytest.raises(pulumi.RunError) as caught:
+        load(**{key: value})
+    message = str(caught.value)
+    assert f"k8s-demo:{key} = {value!r}: " in message
+    assert allowed in message
+    assert "(1 problem)" in message
+
+
+def test_both_rollout_bounds_zero_is_refused(load: Load) -> None:
+    with pytest.raises(pulumi.RunError, match=r"k8s-demo:maxSurge = 0: must not be zero while k8s-demo:maxUnavailable = '0%'"):
+        load(maxSurge="0", maxUnavailable="0%")
+
+
+def test_request_above_limit_is_refused(load: Load) -> None:
+    with pytest.raises(pulumi.RunError, match=r"k8s-demo:memoryRequest = '128Mi': must not exceed k8s-demo:memoryLimit \('64Mi'\)"):
+        load(memoryRequest="128Mi")
+
+
+def test_request_in_other_units_below_limit_is_accepted(load: Load) -> None:
+    assert load(cpuRequest="0.1", cpuLimit="200m").resources.cpu_request == "0.1"
+
+
+def test_every_problem_is_reported_in_one_error(load: Load) -> None:
+    with pytest.raises(pulumi.RunError) as caught:
+        load(imageTag="latest", replicas="x", nodePort="1", namespace="NS")
+    message = str(caught.value)
+    assert "(4 problems)" in message
+    for key in ("imageTag", "replicas", "nodePort", "namespace"):
+        assert f"k8s-demo:{key} = " in message
+
+
+def test_bad_config_registers_no_resource() -> None:
+    engine = ClusterMocks()
+    with pytest.raises(pulumi.RunError):
+        run_program("dev", {**stack_config("dev"), "k8s-demo:replicas": "many"}, mocks=engine)
+    assert engine.resources == []
+
+
+def test_good_config_does_register() -> None:
+    # Guards the test above: the same engine does record resources when config is good.
+    engine = ClusterMocks()
+    run_program("dev", stack_config("dev"), mocks=engine)
+    assert [r.type for r in engine.resources if r.type == DEPLOYMENT] == [DEPLOYMENT]
