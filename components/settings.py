@@ -315,9 +315,7 @@ def load_settings(
             "or a rollout could never start",
         )
     min_ready_seconds = read.integer("minReadySeconds", DEFAULT_MIN_READY_SECONDS)
-    pod_ready_timeout_seconds = read.integer(
-        "podReadyTimeoutSeconds", DEFAULT_POD_READY_TIMEOUT_SECONDS, minimum=1
-    )
+    pod_ready_timeout_seconds = read.integer("podReadyTimeoutSeconds", DEFAULT_POD_READY_TIMEOUT_SECONDS, minimum=1)
     node_port = read.optional_port("nodePort")
     node_address = read.matching(
         "nodeAddress", DEFAULT_NODE_ADDRESS, _HOSTNAME_OR_IP, "must be a host name or IP address"
@@ -326,8 +324,7 @@ def load_settings(
         "namespace",
         default_namespace(project, stack),
         _DNS_LABEL,
-        "must be a DNS-1123 label: lowercase letters, digits and '-', "
-        "starting and ending with a letter or digit",
+        "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit",
     )
     if len(namespace) > 63:
         read.bad("namespace", namespace, "must be at most 63 characters")

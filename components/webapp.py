@@ -185,7 +185,7 @@ class WebApp(pulumi.ComponentResource):
         self.service_name = service.metadata.name
         self.image = pulumi.Output.from_input(args.image)
         # The cluster assigns the node port when none is configured; read it back from the Service.
-        self.node_port = service.spec.apply(lambda spec: spec.ports[0].node_port)
+        self.node_port = service.spec.apply(_assigned_node_port)
         self.register_outputs(
             {
                 "namespace": self.namespace,
@@ -195,6 +195,13 @@ class WebApp(pulumi.ComponentResource):
                 "node_port": self.node_port,
             }
         )
+
+
+def _assigned_node_port(spec: k8s.core.v1.outputs.ServiceSpec) -> int:
+    ports = spec.ports or []
+    if not ports or ports[0].node_port is None:
+        raise ValueError("the Service has no node port")
+    return ports[0].node_port
 
 
 def _pod_template(args: WebAppArgs, labels: dict[str, str]) -> k8s.core.v1.PodTemplateSpecArgs:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pulumi
 import pytest
@@ -13,7 +13,6 @@ from tools.mock_engine import ClusterMocks, ProgramRun, project_key, run_program
 
 #: The committed stacks plus a review stack that has no stack file.
 STACKS = ("dev", "prod", "pr-42")
-
 
 
 @pytest.fixture(scope="session")
@@ -49,15 +48,15 @@ def run_dev_with() -> Callable[..., ProgramRun]:
 
 
 @pytest.fixture
-def config(request: pytest.FixtureRequest) -> Callable[..., pulumi.Config]:
+def config() -> Iterator[Callable[..., pulumi.Config]]:
     """Install project config (short keys) and return a ``pulumi.Config`` over it."""
 
     def make(**keys: str) -> pulumi.Config:
         pulumi.runtime.set_all_config({project_key(key): value for key, value in keys.items()})
         return pulumi.Config(PROJECT)
 
-    request.addfinalizer(lambda: pulumi.runtime.set_all_config({}))
-    return make
+    yield make
+    pulumi.runtime.set_all_config({})
 
 
 @pytest.fixture

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pulumi
 import pytest
+from pulumi.runtime.settings import SETTINGS
 
 from components.image import AppImage, AppImageArgs
 from components.settings import Resources
 from components.webapp import DEPLOYMENT_NAME, SERVICE_NAME, WebApp, WebAppArgs
-from pulumi.runtime.settings import SETTINGS
-
 from tools.mock_engine import ASSIGNED_NODE_PORT, DOCKER_IMAGE, ClusterMocks
 
 
@@ -83,8 +83,9 @@ def test_webapp_children_are_parented(mocks: ClusterMocks, webapp_args: WebAppAr
     ],
 )
 def test_webapp_args_invariants(webapp_args: WebAppArgs, field: str, value: int, message: str) -> None:
+    changes: dict[str, Any] = {field: value}
     with pytest.raises(ValueError, match=message):
-        replace(webapp_args, **{field: value})
+        replace(webapp_args, **changes)
 
 
 @pulumi.runtime.test

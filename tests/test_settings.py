@@ -79,8 +79,13 @@ def test_percentages_round_as_kubernetes_does() -> None:
 
 @pytest.mark.parametrize(
     ("repository", "host"),
-    [("k8s-demo", None), ("team/k8s-demo", None), ("registry.example.com/k8s-demo", "registry.example.com"),
-     ("localhost:5000/k8s-demo", "localhost:5000"), ("localhost/k8s-demo", "localhost")],
+    [
+        ("k8s-demo", None),
+        ("team/k8s-demo", None),
+        ("registry.example.com/k8s-demo", "registry.example.com"),
+        ("localhost:5000/k8s-demo", "localhost:5000"),
+        ("localhost/k8s-demo", "localhost"),
+    ],
 )
 def test_registry_host(repository: str, host: str | None) -> None:
     assert registry_host(repository) == host
@@ -133,12 +138,14 @@ def test_bad_value_is_refused_naming_key_value_and_rule(load: Load, key: str, va
 
 
 def test_both_rollout_bounds_zero_is_refused(load: Load) -> None:
-    with pytest.raises(pulumi.RunError, match=r"k8s-demo:maxSurge = 0: must not be zero while k8s-demo:maxUnavailable = '0%'"):
+    expected = r"k8s-demo:maxSurge = 0: must not be zero while k8s-demo:maxUnavailable = '0%'"
+    with pytest.raises(pulumi.RunError, match=expected):
         load(maxSurge="0", maxUnavailable="0%")
 
 
 def test_request_above_limit_is_refused(load: Load) -> None:
-    with pytest.raises(pulumi.RunError, match=r"k8s-demo:memoryRequest = '128Mi': must not exceed k8s-demo:memoryLimit \('64Mi'\)"):
+    expected = r"k8s-demo:memoryRequest = '128Mi': must not exceed k8s-demo:memoryLimit \('64Mi'\)"
+    with pytest.raises(pulumi.RunError, match=expected):
         load(memoryRequest="128Mi")
 
 
