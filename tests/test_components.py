@@ -1,3 +1,5 @@
+# mypy: disallow-untyped-decorators=False
+# (pulumi.runtime.test is untyped; it is used here exactly as Pulumi documents it.)
 """Each component on its own under mocks: outputs, children and argument invariants."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# mypy: disallow-untyped-decorators=False
+# (pulumi.runtime.test is untyped; it is used here exactly as Pulumi documents it.)
 """Runs the whole program (``__main__.py``) under Pulumi's mocks, without an engine or cluster.
 
 The unit tests and ``make render`` share this one mock engine. Mocked
