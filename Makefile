@@ -62,3 +62,20 @@ test: lint typecheck unit ## Everything CI runs without a cluster
 
 bench-mocks: venv ## Time the program under mocks, per stack
 	$(BIN)/python -m tools.bench_program
+
+# Local Kubernetes sandbox: real API server, controllers, scheduler, Pulumi engine
+# and provider, built from Go modules; pods are simulated by kwok.
+sandbox-tools: ## Build the sandbox tools into a per-user cache (cold: about an hour)
+	bash sandbox/build-tools.sh
+
+sandbox: ## Start the local sandbox cluster; prints its kubeconfig path
+	bash sandbox/up.sh
+
+sandbox-down: ## Remove the local sandbox cluster
+	bash sandbox/down.sh
+
+e2e: venv ## End-to-end suite: real pulumi up against the sandbox (needs make sandbox-tools)
+	$(BIN)/python -m pytest -m e2e tests/e2e -v
+
+bench: venv ## Sandbox benchmark: pulumi up vs kubectl apply, rollout vs its floor
+	$(BIN)/python -m tests.e2e.bench
