@@ -1,0 +1,442 @@
+"""Every row of the tutorial for real: the Pulumi engine and provider against the sandbox cluster.
+
+The steps build on each other in file order (deploy 0.1, release 0.2, history,
+rollback, failed rollout, interrupted updates, review stack), as the
+tutorial's do; each step is a module fixture and each test checks one
+behaviour of it. Tags are deployed without building: the project copy
+declares an app version no tag here uses.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pulumi import automation as auto
+
+from tests.e2e.sandbox import (
+    BROKEN_SUFFIX,
+    Cluster,
+    Project,
+    RolloutWatcher,
+    interrupt_pulumi,
+    pod_ready,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+NS = "k8s-demo-dev"
+DEPLOYMENT = "k8s-demo-deployment"
+SERVICE = "k8s-demo-svc"
+REPLICAS, MAX_SURGE, MAX_UNAVAILABLE, MIN_READY_SECONDS = 10, 1, 1, 3
+#: The rollout floor: ceil(replicas / (maxSurge + maxUnavailable)) batches of minReadySeconds.
+ROLLOUT_FLOOR = math.ceil(REPLICAS / (MAX_SURGE + MAX_UNAVAILABLE)) * MIN_READY_SECONDS
+#: For the failed rollout: a short pod-ready budget, so the progress deadline is 2 * (5 + 3) = 16 s
+#: and pulumi's await timeout 5 batches * 8 s + 16 s = 56 s.
+SHORT_POD_READY = 5
+FAILED_ROLLOUT_TIMEOUT = 5 * (SHORT_POD_READY + MIN_READY_SECONDS) + 2 * (SHORT_POD_READY + MIN_READY_SECONDS)
+
+
+def image(tag: str) -> str:
+    return f"k8s-demo:{tag}"
+
+
+def set_tag(stack: auto.Stack, tag: str) -> None:
+    stack.set_config("imageTag", auto.ConfigValue(tag))
+
+
+def deployment_status(cluster: Cluster, namespace: str = NS) -> dict[str, Any]:
+    return cluster.get("deployment", namespace, DEPLOYMENT)
+
+
+def live_pods(cluster: Cluster, namespace: str = NS) -> list[dict[str, Any]]:
+    pods = cluster.get("pods", namespace)["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def pod_images(cluster: Cluster, namespace: str = NS) -> list[str]:
+    return sorted(c["image"] for p in live_pods(cluster, namespace) for c in p["spec"]["containers"])
+
+
+def replica_sets(cluster: Cluster) -> dict[str, dict[str, str]]:
+    """ReplicaSets of the Deployment: name -> {image, revision, cause}."""
+    found = {}
+    for rs in cluster.get("replicasets", NS)["items"]:
+        annotations = rs["metadata"].get("annotations", {})
+        found[rs["metadata"]["name"]] = {
+            "image": rs["spec"]["template"]["spec"]["containers"][0]["image"],
+            "revision": annotations.get("deployment.kubernetes.io/revision", ""),
+            "cause": annotations.get("kubernetes.io/change-cause", ""),
+        }
+    return found
+
+
+def rollout_complete(cluster: Cluster, replicas: int = REPLICAS, namespace: str = NS) -> bool:
+    d = deployment_status(cluster, namespace)
+    status = d.get("status", {})
+    return bool(
+        status.get("observedGeneration") == d["metadata"]["generation"]
+        and status.get("updatedReplicas") == replicas
+        and status.get("availableReplicas") == replicas
+        and status.get("replicas") == replicas
+    )
+
+
+def checkpoint(stack: auto.Stack) -> dict[str, Any]:
+    """The stack's state as `pulumi stack export` shows it."""
+    return dict(stack.export_stack().deployment or {})
+
+
+@dataclass
+class Step:
+    """What one `pulumi up` did: its result or error, its wall time, and what the watcher saw."""
+
+    up: auto.UpResult | None
+    elapsed: float
+    watcher: RolloutWatcher
+    error: str = ""
+
+
+def watched_up(stack: auto.Stack, cluster: Cluster, *, expect_failure: bool = False) -> Step:
+    with RolloutWatcher(cluster, NS, DEPLOYMENT) as watcher:
+        start = time.monotonic()
+        try:
+            result: auto.UpResult | None = stack.up()
+            error = ""
+        except auto.CommandError as failure:
+            if not expect_failure:
+                raise
+            result, error = None, str(failure)
+        elapsed = time.monotonic() - start
+    return Step(result, elapsed, watcher, error)
+
+
+# a. First deploy: preview, then up of the dev stack at 0.1.
+
+
+@dataclass
+class FirstDeploy:
+    stack: auto.Stack
+    preview: auto.PreviewResult
+    up: auto.UpResult
+
+
+@pytest.fixture(scope="module")
+def first_deploy(e2e_project: Project) -> FirstDeploy:
+    stack = e2e_project.stack("dev")
+    set_tag(stack, "0.1")
+    preview = stack.preview()
+    return FirstDeploy(stack, preview, stack.up())
+
+
+def test_preview_plans_every_object_and_changes_nothing(first_deploy: FirstDeploy) -> None:
+    # Stack, 2 components, the Kubernetes provider, namespace, deployment, service, network policy.
+    assert first_deploy.preview.change_summary == {"create": 8}
+
+
+def test_up_makes_all_ten_replicas_available(first_deploy: FirstDeploy, e2e_cluster: Cluster) -> None:
+    assert rollout_complete(e2e_cluster)
+    assert pod_images(e2e_cluster) == [image("0.1")] * REPLICAS
+
+
+def test_service_endpoints_are_exactly_the_deployment_pods(first_deploy: FirstDeploy, e2e_cluster: Cluster) -> None:
+    slices = e2e_cluster.get("endpointslices", NS, "-l", f"kubernetes.io/service-name={SERVICE}")["items"]
+    endpoints = {
+        e["targetRef"]["name"] for s in slices for e in s.get("endpoints") or [] if e.get("conditions", {}).get("ready")
+    }
+    assert endpoints == {p["metadata"]["name"] for p in live_pods(e2e_cluster)}
+    assert len(endpoints) == REPLICAS
+
+
+def test_service_is_node_port(first_deploy: FirstDeploy, e2e_cluster: Cluster) -> None:
+    service = e2e_cluster.get("service", NS, SERVICE)
+    node_port = service["spec"]["ports"][0]["nodePort"]
+    assert service["spec"]["type"] == "NodePort"
+    assert 30000 <= node_port <= 32767
+    assert first_deploy.up.outputs["nodePort"].value == node_port
+
+
+def test_stack_outputs(first_deploy: FirstDeploy) -> None:
+    outputs = {key: value.value for key, value in first_deploy.up.outputs.items()}
+    node_port = outputs["nodePort"]
+    assert outputs == {
+        "namespace": NS,
+        "deploymentName": DEPLOYMENT,
+        "serviceName": SERVICE,
+        "image": image("0.1"),
+        "imageBuilt": False,
+        "nodePort": node_port,
+        "url": f"http://127.0.0.1:{node_port}/",
+    }
+
+
+# b. Release 0.2: a rolling update within its bounds, and `pulumi up` returns when it is done.
+
+
+@pytest.fixture(scope="module")
+def release(first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Step:
+    set_tag(first_deploy.stack, "0.2")
+    return watched_up(first_deploy.stack, e2e_cluster)
+
+
+def test_release_was_observed_mid_rollout(release: Step) -> None:
+    # Guards the bound checks below: the watcher really saw both versions side by side.
+    assert any(s.images == {image("0.1"), image("0.2")} for s in release.watcher.samples)
+    assert release.watcher.errors == []
+
+
+def test_release_keeps_availability_above_replicas_minus_max_unavailable(release: Step) -> None:
+    assert release.watcher.min_available >= REPLICAS - MAX_UNAVAILABLE
+
+
+def test_release_never_exceeds_replicas_plus_max_surge(release: Step) -> None:
+    assert release.watcher.max_pods <= REPLICAS + MAX_SURGE
+
+
+def test_release_honours_min_ready_seconds(release: Step) -> None:
+    assert release.elapsed >= ROLLOUT_FLOOR
+
+
+def test_up_returns_only_when_the_rollout_is_complete(release: Step, e2e_cluster: Cluster) -> None:
+    # Read straight after `pulumi up` returned: nothing left to roll.
+    assert rollout_complete(e2e_cluster)
+    assert pod_images(e2e_cluster) == [image("0.2")] * REPLICAS
+
+
+# c. History.
+
+
+def test_stack_history_lists_each_update(release: Step, first_deploy: FirstDeploy) -> None:
+    updates = [h for h in first_deploy.stack.history() if h.kind == "update"]
+    assert len(updates) >= 2
+    assert all(h.result == "succeeded" for h in updates)
+
+
+def test_rollout_history_records_each_tag_as_change_cause(release: Step, e2e_cluster: Cluster) -> None:
+    history = e2e_cluster.kubectl("rollout", "history", f"deployment/{DEPLOYMENT}", "-n", NS)
+    assert re.search(r"^1\s+pulumi up: image k8s-demo:0\.1, stack dev$", history, re.M)
+    assert re.search(r"^2\s+pulumi up: image k8s-demo:0\.2, stack dev$", history, re.M)
+
+
+# d. Rollback by tag.
+
+
+@dataclass
+class Rollback:
+    before: dict[str, dict[str, str]]
+    after: dict[str, dict[str, str]]
+    up: auto.UpResult
+    resource_types: set[str]
+
+
+@pytest.fixture(scope="module")
+def rollback(release: Step, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Rollback:
+    before = replica_sets(e2e_cluster)
+    set_tag(first_deploy.stack, "0.1")
+    up = first_deploy.stack.up()
+    types = {r["type"] for r in checkpoint(first_deploy.stack).get("resources", [])}
+    return Rollback(before, replica_sets(e2e_cluster), up, types)
+
+
+def test_rollback_runs_0_1_again(rollback: Rollback, e2e_cluster: Cluster) -> None:
+    assert rollout_complete(e2e_cluster)
+    assert pod_images(e2e_cluster) == [image("0.1")] * REPLICAS
+
+
+def test_rollback_reuses_the_old_replica_set(rollback: Rollback) -> None:
+    old = [name for name, rs in rollback.before.items() if rs["image"] == image("0.1")]
+    assert len(old) == 1
+    assert set(rollback.after) == set(rollback.before)
+    assert rollback.after[old[0]]["revision"] == "3"
+
+
+def test_rollback_builds_nothing(rollback: Rollback) -> None:
+    assert rollback.up.outputs["imageBuilt"].value is False
+    assert not {t for t in rollback.resource_types if t.startswith("docker:")}
+
+
+# h. Idempotence.
+
+
+def test_second_up_without_change_changes_nothing(rollback: Rollback, first_deploy: FirstDeploy) -> None:
+    up = first_deploy.stack.up()
+    assert set(up.summary.resource_changes or {}) == {"same"}
+
+
+# e. A rollout that never becomes ready fails within its timeout while the old version serves.
+
+
+@pytest.fixture(scope="module")
+def failed_rollout(rollback: Rollback, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Step:
+    stack = first_deploy.stack
+    stack.set_config("podReadyTimeoutSeconds", auto.ConfigValue(str(SHORT_POD_READY)))
+    set_tag(stack, f"0.3{BROKEN_SUFFIX}")
+    return watched_up(stack, e2e_cluster, expect_failure=True)
+
+
+def test_failed_rollout_fails_up(failed_rollout: Step) -> None:
+    assert failed_rollout.up is None
+    assert failed_rollout.error
+
+
+def test_failed_rollout_says_why(failed_rollout: Step) -> None:
+    assert DEPLOYMENT in failed_rollout.error
+    assert re.search(r"ProgressDeadlineExceeded|progress deadline", failed_rollout.error)
+
+
+def test_failed_rollout_fails_within_its_timeout(failed_rollout: Step) -> None:
+    assert failed_rollout.elapsed < FAILED_ROLLOUT_TIMEOUT
+
+
+def test_failed_rollout_keeps_the_old_version_serving(failed_rollout: Step, e2e_cluster: Cluster) -> None:
+    assert failed_rollout.watcher.min_available >= REPLICAS - MAX_UNAVAILABLE
+    ready_old = [
+        p for p in live_pods(e2e_cluster) if pod_ready(p) and p["spec"]["containers"][0]["image"] == image("0.1")
+    ]
+    assert len(ready_old) >= REPLICAS - MAX_UNAVAILABLE
+
+
+def test_rollback_by_tag_recovers_from_a_failed_rollout(
+    failed_rollout: Step, first_deploy: FirstDeploy, e2e_cluster: Cluster
+) -> None:
+    stack = first_deploy.stack
+    set_tag(stack, "0.1")
+    stack.remove_config("podReadyTimeoutSeconds")
+    stack.up()
+    assert rollout_complete(e2e_cluster)
+    assert pod_images(e2e_cluster) == [image("0.1")] * REPLICAS
+
+
+# g. Interrupted updates, and the documented recovery.
+
+
+@dataclass
+class Interrupted:
+    error: str
+    locked_error: str
+    preview_after: auto.PreviewResult
+    pending_after: list[Any]
+
+
+def interrupted_up(stack: auto.Stack, cluster: Cluster, tag: str, sig: signal.Signals) -> Interrupted:
+    set_tag(stack, tag)
+    failure: list[str] = []
+
+    def run() -> None:
+        try:
+            stack.up()
+        except auto.CommandError as error:
+            failure.append(str(error))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    # Interrupt mid-rollout: once pods of the new tag exist.
+    wait_for(lambda: image(tag) in pod_images(cluster), timeout=60, what=f"pods of {tag}")
+    interrupt_pulumi(sig)
+    worker.join(timeout=120)
+    locked = ""
+    if sig == signal.SIGKILL:
+        # A killed CLI cannot release its lock; the next command says so until `pulumi cancel`.
+        try:
+            stack.preview()
+        except auto.CommandError as error:
+            locked = str(error)
+        stack.cancel()
+    # Documented recovery: refresh the state from the cluster, then up again.
+    stack.refresh()
+    stack.up()
+    pending = checkpoint(stack).get("pending_operations") or []
+    return Interrupted(failure[0] if failure else "", locked, stack.preview(), pending)
+
+
+@pytest.fixture(scope="module")
+def sigint(failed_rollout: Step, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Interrupted:
+    return interrupted_up(first_deploy.stack, e2e_cluster, "0.2", signal.SIGINT)
+
+
+@pytest.fixture(scope="module")
+def sigkill(sigint: Interrupted, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Interrupted:
+    return interrupted_up(first_deploy.stack, e2e_cluster, "0.1", signal.SIGKILL)
+
+
+def test_sigint_stops_the_update(sigint: Interrupted) -> None:
+    assert sigint.error
+
+
+def test_after_sigint_recovery_the_cluster_converges(sigint: Interrupted, e2e_cluster: Cluster) -> None:
+    assert rollout_complete(e2e_cluster)
+    assert pod_images(e2e_cluster) == [image("0.2")] * REPLICAS
+
+
+def test_after_sigint_recovery_the_state_is_intact(sigint: Interrupted) -> None:
+    assert sigint.pending_after == []
+    assert set(sigint.preview_after.change_summary) == {"same"}
+
+
+def test_sigkill_leaves_the_stack_locked_until_cancel(sigkill: Interrupted) -> None:
+    assert "locked" in sigkill.locked_error
+
+
+def test_after_sigkill_recovery_the_cluster_converges(sigkill: Interrupted, e2e_cluster: Cluster) -> None:
+    assert rollout_complete(e2e_cluster)
+    assert pod_images(e2e_cluster) == [image("0.1")] * REPLICAS
+
+
+def test_after_sigkill_recovery_the_state_is_intact(sigkill: Interrupted) -> None:
+    assert sigkill.pending_after == []
+    assert set(sigkill.preview_after.change_summary) == {"same"}
+
+
+# f. A review stack with no config file: its own namespace, one replica, then gone.
+
+
+@dataclass
+class ReviewStack:
+    replicas: int
+    available: int
+    had_namespace: bool
+    has_namespace_after: bool
+    listed_after: bool
+
+
+@pytest.fixture(scope="module")
+def review_stack(sigkill: Interrupted, e2e_project: Project, e2e_cluster: Cluster) -> ReviewStack:
+    namespace = "k8s-demo-pr-42"
+    # Not even kubernetes:kubeconfig: the provider finds the sandbox through KUBECONFIG. The one
+    # key set is the tag, because the default (the app version) would need a Docker build.
+    stack = e2e_project.stack("pr-42", kubeconfig_config=False)
+    set_tag(stack, "0.1")
+    stack.up()
+    deployment = deployment_status(e2e_cluster, namespace)
+    had = e2e_cluster.exists("namespace", namespace)
+    stack.destroy()
+    e2e_project.workspace.remove_stack("pr-42")
+    listed = any(s.name == "pr-42" for s in e2e_project.workspace.list_stacks())
+    return ReviewStack(
+        replicas=deployment["spec"]["replicas"],
+        available=deployment["status"].get("availableReplicas", 0),
+        had_namespace=had,
+        has_namespace_after=e2e_cluster.exists("namespace", namespace),
+        listed_after=listed,
+    )
+
+
+def test_review_stack_runs_one_replica_in_its_own_namespace(review_stack: ReviewStack) -> None:
+    assert review_stack.had_namespace
+    assert (review_stack.replicas, review_stack.available) == (1, 1)
+
+
+def test_review_stack_destroy_and_rm_leave_nothing(review_stack: ReviewStack) -> None:
+    assert not review_stack.has_namespace_after
+    assert not review_stack.listed_after
+
+
+def test_review_stack_never_touched_dev(review_stack: ReviewStack, e2e_cluster: Cluster) -> None:
+    assert rollout_complete(e2e_cluster)
