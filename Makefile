@@ -6,6 +6,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Check-only tools (checkov, kubernetes-validate, hadolint) live apart from the
+# program's venv: their pinned dependencies would fight the Pulumi SDK's.
+CHECKS_VENV ?= .venv-checks
+CHECKS_BIN := $(CHECKS_VENV)/bin
 STACK ?= dev
 # Extra flags for pulumi up/preview/destroy, e.g. ARGS=--yes
 ARGS ?=
@@ -21,17 +25,28 @@ endif
 endif
 
 .PHONY: help venv up preview destroy stack test lint typecheck unit bench-mocks \
-        sandbox-tools sandbox sandbox-down e2e bench
+        sandbox-tools sandbox sandbox-down e2e bench render checks checks-venv
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt policy/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 venv: $(BIN)/.installed ## Create .venv and install the pinned requirements
+
+# Installed with uv, itself pinned and installed by pip: pip needs about 80 s for
+# checkov's hundred packages on a 2-core machine, uv 20-35 s (bytecode included).
+UV_VERSION := 0.13.9
+$(CHECKS_BIN)/.installed: requirements-checks.txt
+	$(PYTHON) -m venv $(CHECKS_VENV)
+	$(CHECKS_BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(CHECKS_BIN)/uv pip install --quiet --compile-bytecode --python $(CHECKS_BIN)/python -r requirements-checks.txt
+	touch $@
+
+checks-venv: $(CHECKS_BIN)/.installed ## Create .venv-checks with the pinned check-only tools
 
 stack: venv
 	@command -v pulumi >/dev/null || { echo "pulumi CLI not found: install it (see README, Prerequisites)" >&2; exit 1; }
@@ -58,7 +73,28 @@ typecheck: venv ## mypy --strict
 unit: venv ## Unit tests under Pulumi mocks
 	$(BIN)/python -m pytest -q
 
-test: lint typecheck unit ## Everything CI runs without a cluster
+# Manifests go to build/manifests/<stack>/, one file per object (see tools/render.py).
+MANIFESTS := build/manifests
+# Both committed stacks and a review stack, which has no stack file.
+CHECK_STACKS := dev prod pr-42
+# The oldest and newest Kubernetes minor versions the manifests must be valid for.
+K8S_VERSIONS := 1.29 1.37
+STACK_MANIFESTS = $(foreach stack,$(CHECK_STACKS),$(MANIFESTS)/$(stack)/*.yaml)
+
+render: venv ## Write STACK's Kubernetes manifests to build/manifests/STACK/, one file per object
+	$(BIN)/python -m tools.render --stack $(STACK) --out $(MANIFESTS)
+
+# Offline: checkov must neither look for a newer version nor fetch Prisma Cloud data.
+checks: venv checks-venv ## Render dev, prod, pr-42; kubernetes-validate (1.29, 1.37), checkov, hadolint
+	$(BIN)/python -m tools.render $(addprefix --stack ,$(CHECK_STACKS)) --out $(MANIFESTS)
+	for version in $(K8S_VERSIONS); do \
+	    $(CHECKS_BIN)/kubernetes-validate --strict --quiet -k $$version $(STACK_MANIFESTS); \
+	done
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKS_BIN)/checkov --quiet --compact \
+	    --skip-download --framework kubernetes dockerfile -f $(STACK_MANIFESTS) app/Dockerfile
+	$(CHECKS_BIN)/hadolint --failure-threshold style app/Dockerfile
+
+test: lint typecheck unit checks ## Everything CI runs without a cluster
 
 bench-mocks: venv ## Time the program under mocks, per stack
 	$(BIN)/python -m tools.bench_program

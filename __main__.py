@@ -17,21 +17,20 @@ settings = load_settings(
     app_version=read_app_version(Path(__file__).resolve().parent),
 )
 
-image = AppImage(
-    "app-image",
-    AppImageArgs(
-        repository=settings.image_repository,
-        tag=settings.image_tag,
-        app_version=settings.app_version,
-        context=APP_DIR,
-    ),
+image_args = AppImageArgs(
+    repository=settings.image_repository,
+    tag=settings.image_tag,
+    app_version=settings.app_version,
+    context=APP_DIR,
 )
+image = AppImage("app-image", image_args)
 
 app = WebApp(
     "web",
     WebAppArgs(
         namespace=settings.namespace,
         image=image.image_ref,
+        local_image=not image_args.push,
         version=settings.image_tag,
         change_cause=settings.change_cause,
         replicas=settings.replicas,

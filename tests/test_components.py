@@ -22,6 +22,7 @@ def webapp_args(resources: Resources) -> WebAppArgs:
     return WebAppArgs(
         namespace="unit-ns",
         image="k8s-demo:0.1",
+        local_image=True,
         version="0.1",
         change_cause="unit",
         replicas=2,

@@ -193,6 +193,17 @@ def test_change_cause_names_the_tag_and_the_stack(run_dev_with: Callable[..., Pr
     assert annotations["kubernetes.io/change-cause"] == "pulumi up: image k8s-demo:0.1, stack dev"
 
 
+def test_local_image_is_exempt_from_registry_scans(dev: ProgramRun) -> None:
+    annotations = dev.one(DEPLOYMENT).inputs["metadata"]["annotations"]
+    assert annotations["checkov.io/skip1"].startswith("CKV_K8S_15=")
+    assert annotations["checkov.io/skip2"].startswith("CKV_K8S_43=")
+
+
+def test_registry_image_gets_no_scan_exemption(prod: ProgramRun) -> None:
+    annotations = prod.one(DEPLOYMENT).inputs["metadata"]["annotations"]
+    assert set(annotations) == {"kubernetes.io/change-cause"}
+
+
 def test_revision_history_is_kept(dev: ProgramRun) -> None:
     assert spec(dev, DEPLOYMENT)["revisionHistoryLimit"] == 10
 
