@@ -1,0 +1,91 @@
+"""Sandbox benchmark (``make bench``): one run, one table, ratios.
+
+1. Wall time of ``pulumi up`` for the 0.1 -> 0.2 rollout of the dev stack, against
+   the tutorial's way on the same cluster: ``kubectl apply -f`` of the same
+   objects (rendered by ``tools.render``) then ``kubectl rollout status``.
+2. Each rollout against its floor, ceil(replicas / (maxSurge + maxUnavailable)) * minReadySeconds.
+3. A no-op ``pulumi up`` and ``pulumi preview``.
+
+Needs the sandbox tools (``make sandbox-tools``); starts and removes its own cluster.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+from pulumi import automation as auto
+
+from tests.e2e.sandbox import Cluster, Project, running_cluster, tools_built, tools_dir
+from tools.mock_engine import project_key, run_program, stack_config
+from tools.render import kubernetes_objects
+
+REPLICAS, MAX_SURGE, MAX_UNAVAILABLE, MIN_READY_SECONDS = 10, 1, 1, 3
+FLOOR = math.ceil(REPLICAS / (MAX_SURGE + MAX_UNAVAILABLE)) * MIN_READY_SECONDS
+KUBECTL_NAMESPACE = "k8s-demo-kubectl"
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.monotonic()
+    action()
+    return time.monotonic() - start
+
+
+def manifests(tag: str, path: Path) -> Path:
+    """The dev stack's objects at ``tag``, in a namespace of their own, as one kubectl file."""
+    config = {**stack_config("dev"), project_key("imageTag"): tag, project_key("namespace"): KUBECTL_NAMESPACE}
+    run = run_program("dev", config)
+    path.write_text(yaml.safe_dump_all(kubernetes_objects(run.resources), sort_keys=False))
+    return path
+
+
+def kubectl_release(cluster: Cluster, tag: str, workdir: Path) -> None:
+    cluster.kubectl("apply", "-f", str(manifests(tag, workdir / f"k8s-demo-{tag}.yaml")))
+    cluster.kubectl("rollout", "status", "deployment/k8s-demo-deployment", "-n", KUBECTL_NAMESPACE, "--timeout=300s")
+
+
+def main() -> int:
+    if not tools_built():
+        print(f"sandbox tools are not built in {tools_dir()}: run `make sandbox-tools` first", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="k8s-demo-bench-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "kwok").mkdir()
+        with running_cluster("k8s-demo-bench", workdir / "kwok") as cluster:
+            project = Project(workdir, cluster)
+            stack = project.stack("dev")
+            stack.set_config("imageTag", auto.ConfigValue("0.1"))
+            stack.up()
+            stack.set_config("imageTag", auto.ConfigValue("0.2"))
+            pulumi_rollout = timed(stack.up)
+            noop_up = timed(stack.up)
+            noop_preview = timed(stack.preview)
+
+            # The tutorial's way, same cluster, same objects, own namespace.
+            kubectl_release(cluster, "0.1", workdir)
+            kubectl_rollout = timed(lambda: kubectl_release(cluster, "0.2", workdir))
+
+    rows = [
+        ("pulumi up, rollout 0.1 -> 0.2", pulumi_rollout, f"{pulumi_rollout / kubectl_rollout:.2f} x kubectl"),
+        ("kubectl apply + rollout status, same", kubectl_rollout, "1.00 x kubectl"),
+        (f"rollout floor ceil(10/2) x {MIN_READY_SECONDS} s", float(FLOOR), ""),
+        ("pulumi up rollout / floor", pulumi_rollout, f"{pulumi_rollout / FLOOR:.2f} x floor"),
+        ("kubectl rollout / floor", kubectl_rollout, f"{kubectl_rollout / FLOOR:.2f} x floor"),
+        ("pulumi up, no change", noop_up, f"{noop_up / pulumi_rollout:.2f} x rollout up"),
+        ("pulumi preview, no change", noop_preview, f"{noop_preview / pulumi_rollout:.2f} x rollout up"),
+    ]
+    print("sandbox benchmark (kwok cluster, 10 replicas, maxSurge 1, maxUnavailable 1, minReadySeconds 3)")
+    print(f"| {'measure':<40} | {'seconds':>7} | {'ratio':<20} |")
+    print(f"|{'-' * 42}|{'-' * 9}|{'-' * 22}|")
+    for label, seconds, ratio in rows:
+        print(f"| {label:<40} | {seconds:>7.1f} | {ratio:<20} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
