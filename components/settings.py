@@ -3,7 +3,13 @@
 Every key is read and checked before any resource is created. All problems are
 collected and reported together in one ``pulumi.RunError`` that names each bad
 key, the value it had and what is allowed, so a user fixes them in one pass.
-Each default lives here and nowhere else.
+
+Defaults live in ``Pulumi.yaml`` only: the Pulumi CLI requires a default for
+every declared key and merges it into the stack's config, so the program sees
+every key. Three defaults depend on the stack or the app and are spelt as
+markers there: ``imageTag: app/VERSION`` (the app's version), ``namespace: ""``
+(``k8s-demo-<stack>``) and ``nodePort: 0`` (assigned by the cluster, as in
+Kubernetes itself).
 """
 
 from __future__ import annotations
@@ -30,19 +36,12 @@ VERSION_FILE = "VERSION"
 #: Stacks named ``pr-<number>`` are review stacks for pull requests.
 REVIEW_STACK = re.compile(r"^pr-[0-9]+$")
 
-# Defaults. The tutorial's own numbers where it has them.
-DEFAULT_IMAGE_REPOSITORY = "k8s-demo"
-DEFAULT_REPLICAS = 10
-DEFAULT_REVIEW_REPLICAS = 1
-DEFAULT_MAX_SURGE: int | str = 1
-DEFAULT_MAX_UNAVAILABLE: int | str = 1
-DEFAULT_MIN_READY_SECONDS = 3
-DEFAULT_POD_READY_TIMEOUT_SECONDS = 30
-DEFAULT_NODE_ADDRESS = "127.0.0.1"
-DEFAULT_CPU_REQUEST = "50m"
-DEFAULT_CPU_LIMIT = "200m"
-DEFAULT_MEMORY_REQUEST = "32Mi"
-DEFAULT_MEMORY_LIMIT = "64Mi"
+#: ``imageTag`` marker (Pulumi.yaml's default): deploy, and build, the app's own version.
+APP_VERSION_TAG = "app/VERSION"
+#: ``nodePort`` marker (Pulumi.yaml's default): let the cluster assign the port.
+ASSIGNED_NODE_PORT = 0
+#: ``namespace`` marker (Pulumi.yaml's default): derive it from the project and stack.
+DERIVED_NAMESPACE = ""
 
 NODE_PORT_MIN = 30000
 NODE_PORT_MAX = 32767
@@ -56,6 +55,9 @@ _HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"^(?:{_HOST}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# The same, or the marker of Pulumi.yaml's default.
+_TAG_OR_MARKER = re.compile(rf"^(?:{_TAG.pattern[1:-1]}|{re.escape(APP_VERSION_TAG)})$")
+_DNS_LABEL_OR_MARKER = re.compile(rf"^(?:{_DNS_LABEL.pattern[1:-1]}|{re.escape(DERIVED_NAMESPACE)})$")
 _PERCENT = re.compile(r"^([0-9]{1,3})%$")
 _INTEGER = re.compile(r"^[+]?[0-9]+$")
 # Kubernetes resource quantities as used for CPU and memory.
@@ -207,24 +209,34 @@ class _Reader:
         """Record one problem: the full key, the value as given and what is allowed."""
         self.errors.append(f"{self._config.name}:{key} = {value!r}: {allowed}")
 
-    def _parse(self, key: str, default: T, allowed: str, parse: Callable[[str], T | None]) -> T:
+    def _parse(self, key: str, placeholder: T, allowed: str, parse: Callable[[str], T | None]) -> T:
+        # ``placeholder`` only keeps validation going after an error; it never reaches a resource.
         raw = self._config.get(key)
         if raw is None:
-            return default
+            self.errors.append(f"{self._config.name}:{key} is not set: {allowed} (its default is in Pulumi.yaml)")
+            return placeholder
         parsed = parse(raw.strip())
         if parsed is None:
             self.bad(key, raw, allowed)
-            return default
+            return placeholder
         return parsed
 
-    def integer(self, key: str, default: int, *, minimum: int = 0) -> int:
-        return self._parse(key, default, f"must be an integer >= {minimum}", _int_in(minimum, None))
+    def integer(self, key: str, *, minimum: int = 0) -> int:
+        return self._parse(key, minimum, f"must be an integer >= {minimum}", _int_in(minimum, None))
 
-    def optional_port(self, key: str) -> int | None:
-        allowed = f"must be an integer from {NODE_PORT_MIN} to {NODE_PORT_MAX}"
-        return self._parse(key, None, allowed, _int_in(NODE_PORT_MIN, NODE_PORT_MAX))
+    def node_port(self, key: str) -> int | None:
+        allowed = (
+            f"must be an integer from {NODE_PORT_MIN} to {NODE_PORT_MAX}, or {ASSIGNED_NODE_PORT} to have one assigned"
+        )
 
-    def int_or_percent(self, key: str, default: IntOrPercent) -> IntOrPercent:
+        def parse(raw: str) -> int | None:
+            number = _int_in(ASSIGNED_NODE_PORT, NODE_PORT_MAX)(raw)
+            return number if number is not None and (number == ASSIGNED_NODE_PORT or number >= NODE_PORT_MIN) else None
+
+        port = self._parse(key, ASSIGNED_NODE_PORT, allowed, parse)
+        return None if port == ASSIGNED_NODE_PORT else port
+
+    def int_or_percent(self, key: str) -> IntOrPercent:
         def parse(raw: str) -> IntOrPercent | None:
             if _INTEGER.match(raw):
                 return int(raw)
@@ -233,10 +245,11 @@ class _Reader:
                 return f"{int(match.group(1))}%"
             return None
 
-        return self._parse(key, default, "must be an integer >= 0 or a percentage from 0% to 100%", parse)
+        placeholder: IntOrPercent = 0
+        return self._parse(key, placeholder, "must be an integer >= 0 or a percentage from 0% to 100%", parse)
 
-    def matching(self, key: str, default: str, pattern: re.Pattern[str], allowed: str) -> str:
-        return self._parse(key, default, allowed, lambda raw: raw if pattern.match(raw) else None)
+    def matching(self, key: str, pattern: re.Pattern[str], allowed: str) -> str:
+        return self._parse(key, "", allowed, lambda raw: raw if pattern.match(raw) else None)
 
 
 def _int_in(minimum: int, maximum: int | None) -> Callable[[str], int | None]:
@@ -285,28 +298,26 @@ def load_settings(
 ) -> Settings:
     """Read and validate every key; raise one ``pulumi.RunError`` listing all problems."""
     read = _Reader(config)
-    review = REVIEW_STACK.match(stack) is not None
 
-    image_tag = read.matching(
-        "imageTag",
-        app_version,
-        _TAG,
-        "must be a Docker tag (letters, digits, '_', '.', '-'; at most 128; "
-        "not starting with '.' or '-'), not empty and not 'latest'",
+    tag_rule = (
+        "must be a Docker tag (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-'), "
+        f"not empty and not 'latest', or {APP_VERSION_TAG!r} for the app's version"
     )
+    image_tag = read.matching("imageTag", _TAG_OR_MARKER, tag_rule)
+    if image_tag == APP_VERSION_TAG:
+        image_tag = app_version
     if image_tag == "latest":
         read.bad("imageTag", image_tag, "'latest' is refused: name the version, so rollback and history mean something")
 
     image_repository = read.matching(
         "imageRepository",
-        DEFAULT_IMAGE_REPOSITORY,
         _REPOSITORY,
         "must be a lowercase image name such as 'k8s-demo' or 'registry.example.com/team/k8s-demo', "
         "without tag or digest",
     )
-    replicas = read.integer("replicas", DEFAULT_REVIEW_REPLICAS if review else DEFAULT_REPLICAS)
-    max_surge = read.int_or_percent("maxSurge", DEFAULT_MAX_SURGE)
-    max_unavailable = read.int_or_percent("maxUnavailable", DEFAULT_MAX_UNAVAILABLE)
+    replicas = read.integer("replicas")
+    max_surge = read.int_or_percent("maxSurge")
+    max_unavailable = read.int_or_percent("maxUnavailable")
     if _is_zero(max_surge) and _is_zero(max_unavailable):
         read.bad(
             "maxSurge",
@@ -314,35 +325,35 @@ def load_settings(
             f"must not be zero while {config.name}:maxUnavailable = {max_unavailable!r} is zero too, "
             "or a rollout could never start",
         )
-    min_ready_seconds = read.integer("minReadySeconds", DEFAULT_MIN_READY_SECONDS)
-    pod_ready_timeout_seconds = read.integer("podReadyTimeoutSeconds", DEFAULT_POD_READY_TIMEOUT_SECONDS, minimum=1)
-    node_port = read.optional_port("nodePort")
-    node_address = read.matching(
-        "nodeAddress", DEFAULT_NODE_ADDRESS, _HOSTNAME_OR_IP, "must be a host name or IP address"
+    min_ready_seconds = read.integer("minReadySeconds")
+    pod_ready_timeout_seconds = read.integer("podReadyTimeoutSeconds", minimum=1)
+    node_port = read.node_port("nodePort")
+    node_address = read.matching("nodeAddress", _HOSTNAME_OR_IP, "must be a host name or IP address")
+    namespace_rule = (
+        "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit; "
+        f"or {DERIVED_NAMESPACE!r} for {project}-<stack>"
     )
-    namespace = read.matching(
-        "namespace",
-        default_namespace(project, stack),
-        _DNS_LABEL,
-        "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit",
-    )
+    namespace = read.matching("namespace", _DNS_LABEL_OR_MARKER, namespace_rule)
+    if namespace == DERIVED_NAMESPACE:
+        namespace = default_namespace(project, stack)
     if len(namespace) > 63:
         read.bad("namespace", namespace, "must be at most 63 characters")
     quantity = "must be a Kubernetes quantity such as '100m', '0.5', '64Mi' or '1Gi'"
     resources = Resources(
-        cpu_request=read.matching("cpuRequest", DEFAULT_CPU_REQUEST, _QUANTITY, quantity),
-        cpu_limit=read.matching("cpuLimit", DEFAULT_CPU_LIMIT, _QUANTITY, quantity),
-        memory_request=read.matching("memoryRequest", DEFAULT_MEMORY_REQUEST, _QUANTITY, quantity),
-        memory_limit=read.matching("memoryLimit", DEFAULT_MEMORY_LIMIT, _QUANTITY, quantity),
+        cpu_request=read.matching("cpuRequest", _QUANTITY, quantity),
+        cpu_limit=read.matching("cpuLimit", _QUANTITY, quantity),
+        memory_request=read.matching("memoryRequest", _QUANTITY, quantity),
+        memory_limit=read.matching("memoryLimit", _QUANTITY, quantity),
     )
     # The API server would refuse a request above its limit; refuse it here, before anything changes.
     for request_key, request, limit_key, limit in (
         ("cpuRequest", resources.cpu_request, "cpuLimit", resources.cpu_limit),
         ("memoryRequest", resources.memory_request, "memoryLimit", resources.memory_limit),
     ):
-        if quantity_value(request) > quantity_value(limit):
+        if request and limit and quantity_value(request) > quantity_value(limit):
             read.bad(request_key, request, f"must not exceed {config.name}:{limit_key} ({limit!r})")
     # A misspelt key would otherwise be ignored in silence and its default used.
+    # (Pulumi.yaml declares every known key, and the CLI refuses values of the wrong type.)
     for key in sorted(configured_keys(config.name) - set(KNOWN_KEYS)):
         read.bad(key, config.get(key), f"unknown key; known keys are: {', '.join(KNOWN_KEYS)}")
 

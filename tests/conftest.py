@@ -11,7 +11,7 @@ from pulumi.runtime.settings import set_root_resource
 
 from components.settings import PROJECT, Resources
 from tests.e2e.sandbox import Cluster, Project, running_cluster, tools_built, tools_dir
-from tools.mock_engine import ClusterMocks, ProgramRun, project_key, run_program, stack_config
+from tools.mock_engine import ClusterMocks, ProgramRun, project_defaults, project_key, run_program, stack_config
 
 #: The committed stacks plus a review stack that has no stack file.
 STACKS = ("dev", "prod", "pr-42")
@@ -51,10 +51,10 @@ def run_dev_with() -> Callable[..., ProgramRun]:
 
 @pytest.fixture
 def config() -> Iterator[Callable[..., pulumi.Config]]:
-    """Install project config (short keys) and return a ``pulumi.Config`` over it."""
+    """Install the project defaults overlaid with ``keys`` (short names); return a ``pulumi.Config`` over it."""
 
     def make(**keys: str) -> pulumi.Config:
-        pulumi.runtime.set_all_config({project_key(key): value for key, value in keys.items()})
+        pulumi.runtime.set_all_config({**project_defaults(), **{project_key(k): v for k, v in keys.items()}})
         return pulumi.Config(PROJECT)
 
     yield make

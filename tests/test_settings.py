@@ -21,23 +21,36 @@ def load(config: Callable[..., pulumi.Config]) -> Load:
     return run
 
 
-def test_defaults_are_the_tutorials(load: Load) -> None:
+def test_project_defaults_are_the_tutorials_rollout(load: Load) -> None:
     settings = load()
-    assert (settings.replicas, settings.max_surge, settings.max_unavailable, settings.min_ready_seconds) == (
-        10,
-        1,
-        1,
-        3,
-    )
-    assert (settings.image_repository, settings.image_tag, settings.node_port) == ("k8s-demo", "0.2", None)
+    assert (settings.max_surge, settings.max_unavailable, settings.min_ready_seconds) == (1, 1, 3)
+    assert (settings.image_repository, settings.node_port) == ("k8s-demo", None)
 
 
-def test_review_stack_defaults_to_one_replica(load: Load) -> None:
+def test_new_stacks_default_to_one_replica(load: Load) -> None:
+    # Review stacks have no stack file; dev sets the tutorial's 10 in Pulumi.dev.yaml.
     assert load("pr-7").replicas == 1
 
 
-def test_review_stack_replicas_can_still_be_set(load: Load) -> None:
-    assert load("pr-7", replicas="3").replicas == 3
+def test_image_tag_marker_means_the_app_version(load: Load) -> None:
+    assert load(imageTag="app/VERSION").image_tag == "0.2"
+
+
+def test_node_port_zero_means_assigned(load: Load) -> None:
+    assert load(nodePort="0").node_port is None
+
+
+def test_node_port_in_range_is_kept(load: Load) -> None:
+    assert load(nodePort="30080").node_port == 30080
+
+
+def test_missing_key_is_reported(config: Callable[..., pulumi.Config]) -> None:
+    cfg = config()
+    pulumi.runtime.set_all_config(
+        {k: v for k, v in pulumi.runtime.config.CONFIG.get().items() if k != "k8s-demo:replicas"}
+    )
+    with pytest.raises(pulumi.RunError, match=r"k8s-demo:replicas is not set: must be an integer >= 0"):
+        load_settings(cfg, project="k8s-demo", stack="dev", app_version="0.2")
 
 
 def test_namespace_defaults_to_project_and_stack(load: Load) -> None:
@@ -67,7 +80,7 @@ def test_rollout_steps(load: Load, replicas: int, surge: object, unavailable: ob
 
 
 def test_timeouts_derive_from_rollout_settings(load: Load) -> None:
-    settings = load(minReadySeconds="5", podReadyTimeoutSeconds="10")
+    settings = load(replicas="10", minReadySeconds="5", podReadyTimeoutSeconds="10")
     # step = 10 + 5; deadline = 2 steps; timeout = 5 steps + deadline.
     assert (settings.progress_deadline_seconds, settings.rollout_timeout_seconds) == (30, 105)
 

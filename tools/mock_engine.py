@@ -97,16 +97,24 @@ class ProgramRun:
         return found[0]
 
 
-def stack_config(stack: str) -> dict[str, str]:
-    """Config of ``Pulumi.<stack>.yaml`` as the engine passes it: every value a string.
+def project_defaults() -> dict[str, str]:
+    """The defaults declared in ``Pulumi.yaml``, under full keys, as the CLI merges them."""
+    document = yaml.safe_load((PROJECT_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
+    return {project_key(key): _engine_string(spec["default"]) for key, spec in document["config"].items()}
 
-    A stack without a file (a ``pr-<number>`` review stack) has no config.
+
+def stack_config(stack: str) -> dict[str, str]:
+    """A stack's config as the CLI passes it: project defaults, overlaid by ``Pulumi.<stack>.yaml``.
+
+    Every value is a string. A stack without a file (a ``pr-<number>`` review
+    stack) gets the project defaults alone.
     """
+    config = project_defaults()
     path = PROJECT_ROOT / f"Pulumi.{stack}.yaml"
-    if not path.exists():
-        return {}
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {key: _engine_string(value) for key, value in (document.get("config") or {}).items()}
+    if path.exists():
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        config.update({key: _engine_string(value) for key, value in (document.get("config") or {}).items()})
+    return config
 
 
 def _engine_string(value: object) -> str:
