@@ -8,7 +8,7 @@ import pulumi
 
 from components.image import AppImage, AppImageArgs
 from components.settings import APP_DIR, PROJECT, load_settings, read_app_version
-from components.webapp import WebApp, WebAppArgs
+from components.webapp import WebApp, WebAppArgs, node_url
 
 settings = load_settings(
     pulumi.Config(PROJECT),
@@ -50,4 +50,4 @@ pulumi.export("serviceName", app.service_name)
 pulumi.export("image", app.image)
 pulumi.export("imageBuilt", image.built)
 pulumi.export("nodePort", app.node_port)
-pulumi.export("url", pulumi.Output.format("http://{0}:{1}/", settings.node_address, app.node_port))
+pulumi.export("url", app.node_port.apply(lambda port: node_url(settings.node_address, port)))

@@ -31,13 +31,22 @@ def selector_labels(instance: str) -> dict[str, str]:
     return {NAME: APP_NAME, INSTANCE: instance}
 
 
-def object_labels(instance: str, version: str) -> dict[str, str]:
-    """Selector labels plus the descriptive ones, for objects and pod templates.
+def object_labels(instance: str) -> dict[str, str]:
+    """Selector labels plus the descriptive ones, for every object.
+
+    No version here: a release must change only the Deployment, not the
+    namespace, Service or NetworkPolicy around it.
+    """
+    return {**selector_labels(instance), MANAGED_BY: "pulumi", COMPONENT: "web"}
+
+
+def workload_labels(instance: str, version: str) -> dict[str, str]:
+    """Object labels plus the version, for the Deployment and its pod template.
 
     The version label is left out when the tag is not a valid label value
     (tags may be 128 characters long; label values only 63).
     """
-    labels = {**selector_labels(instance), MANAGED_BY: "pulumi", COMPONENT: "web"}
+    labels = object_labels(instance)
     if _LABEL_VALUE.match(version):
         labels[VERSION] = version
     return labels

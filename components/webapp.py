@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.labels import object_labels, selector_labels
+from components.labels import object_labels, selector_labels, workload_labels
 from components.settings import NODE_PORT_MAX, NODE_PORT_MIN, IntOrPercent, Resources
 
 #: Port the image listens on (app/nginx.conf): unprivileged, so not 80.
@@ -90,13 +90,14 @@ class WebApp(pulumi.ComponentResource):
     deployment_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
     image: pulumi.Output[str]
-    node_port: pulumi.Output[int]
+    node_port: pulumi.Output[int | None]
 
     def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("k8s-demo:index:WebApp", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         instance = args.namespace
-        labels = object_labels(instance, args.version)
+        labels = object_labels(instance)
+        versioned = workload_labels(instance, args.version)
         selector = selector_labels(instance)
 
         ns = k8s.core.v1.Namespace(
@@ -113,13 +114,24 @@ class WebApp(pulumi.ComponentResource):
             opts=child,
         )
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+        # Pulumi waits for the rollout (and the Service for its endpoints); this bounds
+        # the wait by the rollout settings instead of the provider's 10 minutes.
+        rollout_wait = pulumi.ResourceOptions.merge(
+            in_namespace,
+            pulumi.ResourceOptions(
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=f"{args.rollout_timeout_seconds}s",
+                    update=f"{args.rollout_timeout_seconds}s",
+                ),
+            ),
+        )
 
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=DEPLOYMENT_NAME,
                 namespace=ns.metadata.name,
-                labels=labels,
+                labels=versioned,
                 annotations={
                     CHANGE_CAUSE: args.change_cause,
                     **(LOCAL_IMAGE_CHECKOV_SKIPS if args.local_image else {}),
@@ -138,18 +150,9 @@ class WebApp(pulumi.ComponentResource):
                         max_unavailable=args.max_unavailable,
                     ),
                 ),
-                template=_pod_template(args, labels),
+                template=_pod_template(args, versioned),
             ),
-            opts=pulumi.ResourceOptions.merge(
-                in_namespace,
-                pulumi.ResourceOptions(
-                    # Pulumi waits for the rollout; this bounds the wait by the rollout settings.
-                    custom_timeouts=pulumi.CustomTimeouts(
-                        create=f"{args.rollout_timeout_seconds}s",
-                        update=f"{args.rollout_timeout_seconds}s",
-                    ),
-                ),
-            ),
+            opts=rollout_wait,
         )
 
         service_annotations: dict[str, str] = {}
@@ -177,7 +180,7 @@ class WebApp(pulumi.ComponentResource):
                     )
                 ],
             ),
-            opts=in_namespace,
+            opts=rollout_wait,
         )
 
         # Admit traffic to the app's port only, and let the pods open no connections:
@@ -215,11 +218,15 @@ class WebApp(pulumi.ComponentResource):
         )
 
 
-def _assigned_node_port(spec: k8s.core.v1.outputs.ServiceSpec) -> int:
+def _assigned_node_port(spec: k8s.core.v1.outputs.ServiceSpec) -> int | None:
+    # None in the preview of a new Service: the cluster has not assigned a port yet.
     ports = spec.ports or []
-    if not ports or ports[0].node_port is None:
-        raise ValueError("the Service has no node port")
-    return ports[0].node_port
+    return ports[0].node_port if ports else None
+
+
+def node_url(address: str, node_port: int | None) -> str | None:
+    """``http://<address>:<node_port>/``, or None while the node port is not yet assigned."""
+    return None if node_port is None else f"http://{address}:{node_port}/"
 
 
 def _pod_template(args: WebAppArgs, labels: dict[str, str]) -> k8s.core.v1.PodTemplateSpecArgs:

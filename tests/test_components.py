@@ -52,7 +52,7 @@ def test_webapp_outputs(mocks: ClusterMocks, webapp_args: WebAppArgs) -> pulumi.
 def test_webapp_fixed_node_port(mocks: ClusterMocks, webapp_args: WebAppArgs) -> pulumi.Output[None]:
     app = WebApp("unit", replace(webapp_args, node_port=30123))
 
-    def check(node_port: int) -> None:
+    def check(node_port: int | None) -> None:
         assert node_port == 30123
 
     return app.node_port.apply(check)

@@ -19,7 +19,10 @@ from tools.mock_engine import (
     NETWORK_POLICY,
     PROJECT_ROOT,
     SERVICE,
+    ClusterMocks,
     ProgramRun,
+    run_program,
+    stack_config,
 )
 
 STACKS = ("dev", "prod", "pr-42")
@@ -123,6 +126,11 @@ def test_node_port_is_fixed_by_config(prod: ProgramRun) -> None:
     assert prod.outputs["url"] == "http://127.0.0.1:30080/"
 
 
+def test_preview_before_the_port_is_assigned_has_no_url() -> None:
+    run = run_program("dev", stack_config("dev"), preview=True, mocks=ClusterMocks(assign_node_ports=False))
+    assert (run.outputs["nodePort"], run.outputs["url"]) == (None, None)
+
+
 def test_node_address_sets_the_url_host(run_dev_with: Callable[..., ProgramRun]) -> None:
     run = run_dev_with(nodeAddress="192.168.49.2")
     assert run.outputs["url"] == f"http://192.168.49.2:{ASSIGNED_NODE_PORT}/"
@@ -202,6 +210,19 @@ def test_local_image_is_exempt_from_registry_scans(dev: ProgramRun) -> None:
 def test_registry_image_gets_no_scan_exemption(prod: ProgramRun) -> None:
     annotations = prod.one(DEPLOYMENT).inputs["metadata"]["annotations"]
     assert set(annotations) == {"kubernetes.io/change-cause"}
+
+
+def test_release_changes_only_the_deployment(run_dev_with: Callable[..., ProgramRun]) -> None:
+    old, new = run_dev_with(imageTag="0.1"), run_dev_with(imageTag="0.3")
+    for type_token in (NAMESPACE, SERVICE, NETWORK_POLICY):
+        assert old.one(type_token).inputs == new.one(type_token).inputs
+    assert old.one(DEPLOYMENT).inputs != new.one(DEPLOYMENT).inputs
+
+
+def test_version_label_is_on_the_workload_only(dev: ProgramRun) -> None:
+    assert spec(dev, DEPLOYMENT)["template"]["metadata"]["labels"]["app.kubernetes.io/version"] == APP_VERSION
+    assert dev.one(DEPLOYMENT).inputs["metadata"]["labels"]["app.kubernetes.io/version"] == APP_VERSION
+    assert "app.kubernetes.io/version" not in dev.one(SERVICE).inputs["metadata"]["labels"]
 
 
 def test_revision_history_is_kept(dev: ProgramRun) -> None:

@@ -47,13 +47,17 @@ class MockResource:
 
 @dataclass
 class ClusterMocks(pulumi.runtime.Mocks):
-    """Records every resource; simulates what the cluster and Docker would add."""
+    """Records every resource; simulates what the cluster and Docker would add.
+
+    ``assign_node_ports=False`` plays the preview of a new Service, whose node port is not assigned yet.
+    """
 
     resources: list[MockResource] = field(default_factory=list)
+    assign_node_ports: bool = True
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         outputs = dict(args.inputs)
-        if args.typ == SERVICE:
+        if args.typ == SERVICE and self.assign_node_ports:
             outputs["spec"] = _with_assigned_node_ports(outputs.get("spec", {}))
         elif args.typ == DOCKER_IMAGE:
             outputs.update(_built_image(outputs))

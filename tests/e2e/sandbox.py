@@ -112,6 +112,8 @@ class Project:
             "PULUMI_HOME": str(tools / "pulumi-home"),
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            # The provider binary sits beside the CLI on PATH; use the installed plugin, as users do.
+            "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
             # Belt and braces: even a provider that ignored kubernetes:kubeconfig would find only the sandbox.
             "KUBECONFIG": str(cluster.kubeconfig),
         }
