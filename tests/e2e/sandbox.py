@@ -223,8 +223,8 @@ def pod_ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def pulumi_children(parent_pid: int) -> list[int]:
-    """PIDs of ``pulumi`` CLI processes started by this process (the Automation API's subprocess)."""
+def pulumi_children(parent_pid: int, command: str) -> list[int]:
+    """PIDs of ``pulumi <command>`` processes started by this process (the Automation API's subprocess)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -236,15 +236,17 @@ def pulumi_children(parent_pid: int) -> list[int]:
         except (OSError, ValueError):
             continue
         if comm == "pulumi" and ppid == parent_pid:
-            found.append(int(entry.name))
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if command.encode() in argv:
+                found.append(int(entry.name))
     return found
 
 
 def interrupt_pulumi(sig: signal.Signals, timeout: float = 30) -> int:
-    """Send ``sig`` to the running ``pulumi`` child of this process; return its PID."""
+    """Send ``sig`` to the running ``pulumi up`` child of this process; return its PID."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pids = pulumi_children(os.getpid())
+        pids = pulumi_children(os.getpid(), "up")
         if pids:
             os.kill(pids[0], sig)
             return pids[0]

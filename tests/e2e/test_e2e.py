@@ -338,8 +338,13 @@ def interrupted_up(stack: auto.Stack, cluster: Cluster, tag: str, sig: signal.Si
 
     worker = threading.Thread(target=run)
     worker.start()
-    # Interrupt mid-rollout: once pods of the new tag exist.
-    wait_for(lambda: image(tag) in pod_images(cluster), timeout=60, what=f"pods of {tag}")
+
+    # Interrupt mid-rollout: once the Deployment asks for the new tag and some of its pods exist.
+    def rolling() -> bool:
+        spec_image = deployment_status(cluster)["spec"]["template"]["spec"]["containers"][0]["image"]
+        return bool(spec_image == image(tag) and image(tag) in pod_images(cluster))
+
+    wait_for(rolling, timeout=60, what=f"the rollout to {tag}")
     interrupt_pulumi(sig)
     worker.join(timeout=120)
     locked = ""
