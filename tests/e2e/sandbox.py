@@ -20,6 +20,7 @@ import runpy
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -133,6 +134,18 @@ class Project:
         if kubeconfig_config:
             selected.set_config("kubernetes:kubeconfig", auto.ConfigValue(str(self.cluster.kubeconfig)))
         return selected
+
+    def policy_workspace(self) -> auto.LocalWorkspace:
+        """A workspace that finds the policy-pack starter (sandbox/pulumi-analyzer-policy-python) on PATH.
+
+        The engine looks for that analyzer only on PATH, so ambient plugins are allowed here.
+        """
+        env = {k: v for k, v in self.env.items() if k != "PULUMI_IGNORE_AMBIENT_PLUGINS"}
+        python_bin = Path(sys.executable).parent
+        env["PATH"] = os.pathsep.join([str(SANDBOX_DIR), str(python_bin), os.environ.get("PATH", "")])
+        return auto.LocalWorkspace(
+            work_dir=str(self.dir), program=self.program, env_vars=env, pulumi_command=self.command
+        )
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the pulumi CLI itself in the project copy (for commands without a program)."""

@@ -262,6 +262,42 @@ def test_rollback_builds_nothing(rollback: Rollback) -> None:
     assert not {t for t in rollback.resource_types if t.startswith("docker:")}
 
 
+# The policy pack (policy/) runs in a real preview.
+
+
+@dataclass
+class PolicyRun:
+    dev: str
+    staging_error: str
+
+
+@pytest.fixture(scope="module")
+def policy_run(first_deploy: FirstDeploy, e2e_project: Project) -> PolicyRun:
+    workspace = e2e_project.policy_workspace()
+    pack = [str(e2e_project.dir / "policy")]
+    dev = auto.Stack.select("dev", workspace).preview(policy_packs=pack).stdout
+    # A stack that is neither dev nor a review stack, left at the default of 1 replica.
+    staging = auto.Stack.create_or_select("staging", workspace)
+    staging.set_config("kubernetes:kubeconfig", auto.ConfigValue(str(e2e_project.cluster.kubeconfig)))
+    set_tag(staging, "0.1")
+    try:
+        staging.preview(policy_packs=pack)
+        error = ""
+    except auto.CommandError as failure:
+        error = str(failure)
+    workspace.remove_stack("staging")
+    return PolicyRun(dev, error)
+
+
+def test_policy_pack_passes_dev_in_a_real_preview(policy_run: PolicyRun) -> None:
+    assert "✅ k8s-demo@v0.1.0" in policy_run.dev
+
+
+def test_policy_pack_refuses_one_replica_outside_dev(policy_run: PolicyRun) -> None:
+    assert "replicas-outside-dev" in policy_run.staging_error
+    assert "mandatory" in policy_run.staging_error
+
+
 # h. Idempotence.
 
 
