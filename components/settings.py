@@ -33,7 +33,7 @@ APP_DIR = "app"
 #: Where the app's version is declared, once.
 VERSION_FILE = "VERSION"
 
-#: Stacks named ``pr-<number>`` are review stacks for pull requests.
+#: Stacks named ``pr-<number>`` are review stacks for pull requests (the policy pack lets them run 1 replica).
 REVIEW_STACK = re.compile(r"^pr-[0-9]+$")
 
 #: ``imageTag`` marker (Pulumi.yaml's default): deploy, and build, the app's own version.

@@ -56,7 +56,7 @@ class Cluster:
     kubeconfig: Path
     kubectl_bin: Path
 
-    def kubectl(self, *args: str, check: bool = True) -> str:
+    def kubectl(self, *args: str) -> str:
         result = subprocess.run(
             [str(self.kubectl_bin), "--kubeconfig", str(self.kubeconfig), *args],
             capture_output=True,
@@ -64,7 +64,7 @@ class Cluster:
             timeout=60,
             check=False,
         )
-        if check and result.returncode != 0:
+        if result.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result.stdout
 
@@ -146,21 +146,6 @@ class Project:
         return auto.LocalWorkspace(
             work_dir=str(self.dir), program=self.program, env_vars=env, pulumi_command=self.command
         )
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run the pulumi CLI itself in the project copy (for commands without a program)."""
-        result = subprocess.run(
-            [str(tools_dir() / "bin" / "pulumi"), *args, "--non-interactive"],
-            cwd=self.dir,
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise RuntimeError(f"pulumi {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-        return result
 
 
 @dataclass
