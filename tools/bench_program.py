@@ -36,17 +36,18 @@ def _timed(action: Callable[[], object], runs: int) -> list[float]:
     return samples
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15, help="runs per row (default 15)")
-    runs = parser.parse_args().runs
+    runs = parser.parse_args(argv).runs
 
+    dev = stack_config("dev")
     cases: list[tuple[str, Callable[[], object]]] = [
         ("baseline: empty program", _empty_program),
-        ("dev (builds 0.2)", lambda: run_program("dev", stack_config("dev"))),
-        ("dev, imageTag=0.1 (no build)", lambda: run_program("dev", {project_key("imageTag"): "0.1"})),
+        ("dev (builds app/VERSION)", lambda: run_program("dev", dev)),
+        ("dev, imageTag=0.1 (no build)", lambda: run_program("dev", {**dev, project_key("imageTag"): "0.1"})),
         ("prod (push, digest)", lambda: run_program("prod", stack_config("prod"))),
-        ("pr-42 (no stack file)", lambda: run_program("pr-42", {})),
+        ("pr-42 (no stack file)", lambda: run_program("pr-42", stack_config("pr-42"))),
     ]
     # One warm-up run each, so imports and first-call costs are not measured.
     for _, action in cases:
