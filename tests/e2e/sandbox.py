@@ -152,11 +152,8 @@ class Project:
 class Sample:
     """One observation of the Deployment and its pods during a rollout."""
 
-    at: float
     available: int
-    updated: int
     pods: int
-    ready_pods: int
     images: frozenset[str]
 
 
@@ -180,11 +177,8 @@ class RolloutWatcher:
         status = deployment.get("status", {})
         self.samples.append(
             Sample(
-                at=time.monotonic(),
                 available=int(status.get("availableReplicas", 0)),
-                updated=int(status.get("updatedReplicas", 0)),
                 pods=len(pods),
-                ready_pods=sum(1 for p in pods if pod_ready(p)),
                 images=frozenset(c["image"] for p in pods for c in p["spec"]["containers"]),
             )
         )
