@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import runpy
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from pulumi import automation as auto
 
@@ -215,35 +216,25 @@ def pod_ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def pulumi_children(parent_pid: int, command: str) -> list[int]:
-    """PIDs of ``pulumi <command>`` processes started by this process (the Automation API's subprocess)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        except (OSError, ValueError):
-            continue
-        if comm == "pulumi" and ppid == parent_pid:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if command.encode() in argv:
-                found.append(int(entry.name))
-    return found
+@contextmanager
+def recording_pulumi(command: str) -> Iterator[queue.Queue[subprocess.Popen[str]]]:
+    """Record each ``pulumi <command>`` process the Automation API starts while this is open.
 
+    Tests signal the recorded process object rather than a PID found in /proc:
+    under a PID namespace, /proc can list PIDs this process cannot signal.
+    """
+    started: queue.Queue[subprocess.Popen[str]] = queue.Queue()
 
-def interrupt_pulumi(sig: signal.Signals, timeout: float = 30) -> int:
-    """Send ``sig`` to the running ``pulumi up`` child of this process; return its PID."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = pulumi_children(os.getpid(), "up")
-        if pids:
-            os.kill(pids[0], sig)
-            return pids[0]
-        time.sleep(0.1)
-    raise RuntimeError("no pulumi process to interrupt")
+    class Recording(subprocess.Popen[str]):
+        # Passes Popen's many overloads through unchanged.
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:  # noqa: ANN401
+            super().__init__(args, *rest, **kwargs)
+            if isinstance(args, list) and Path(str(args[0])).name == "pulumi" and command in args[1:]:
+                started.put(self)
+
+    # The Automation API looks up subprocess.Popen when it runs a command.
+    with mock.patch.object(subprocess, "Popen", Recording):
+        yield started
 
 
 def wait_for(condition: Callable[[], object], timeout: float, interval: float = 0.25, what: str = "condition") -> None:

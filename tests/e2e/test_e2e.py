@@ -25,8 +25,8 @@ from tests.e2e.sandbox import (
     Cluster,
     Project,
     RolloutWatcher,
-    interrupt_pulumi,
     pod_ready,
+    recording_pulumi,
     wait_for,
 )
 
@@ -373,15 +373,20 @@ def interrupted_up(stack: auto.Stack, cluster: Cluster, tag: str, sig: signal.Si
             failure.append(str(error))
 
     worker = threading.Thread(target=run)
-    worker.start()
+    with recording_pulumi("up") as started:
+        worker.start()
+        process = started.get(timeout=60)
 
     # Interrupt mid-rollout: once the Deployment asks for the new tag and some of its pods exist.
     def rolling() -> bool:
         spec_image = deployment_status(cluster)["spec"]["template"]["spec"]["containers"][0]["image"]
         return bool(spec_image == image(tag) and image(tag) in pod_images(cluster))
 
-    wait_for(rolling, timeout=60, what=f"the rollout to {tag}")
-    interrupt_pulumi(sig)
+    wait_for(lambda: process.poll() is not None or rolling(), timeout=60, what=f"the rollout to {tag}")
+    if process.poll() is not None:
+        worker.join(timeout=60)
+        raise RuntimeError(f"pulumi up exited ({process.returncode}) before the rollout to {tag} was seen: {failure}")
+    process.send_signal(sig)
     worker.join(timeout=120)
     locked = ""
     if sig == signal.SIGKILL:
