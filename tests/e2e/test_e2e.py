@@ -10,6 +10,7 @@ declares an app version no tag here uses.
 from __future__ import annotations
 
 import math
+import queue
 import re
 import signal
 import threading
@@ -375,7 +376,10 @@ def interrupted_up(stack: auto.Stack, cluster: Cluster, tag: str, sig: signal.Si
     worker = threading.Thread(target=run)
     with recording_pulumi("up") as started:
         worker.start()
-        process = started.get(timeout=60)
+        try:
+            process = started.get(timeout=60)
+        except queue.Empty:
+            raise RuntimeError(f"no `pulumi up` started within 60 s: {failure}") from None
 
     # Interrupt mid-rollout: once the Deployment asks for the new tag and some of its pods exist.
     def rolling() -> bool:
