@@ -19,10 +19,8 @@ from pulumi_policy import (
 import policy.__main__ as pack
 from policy import rules
 from policy.rules import StackResource
-from tools.mock_engine import DEPLOYMENT, MockResource, ProgramRun
+from tools.mock_engine import DEPLOYMENT, SERVICE, MockResource, ProgramRun
 
-DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
-SERVICE_TYPE = "kubernetes:core/v1:Service"
 JOB_TYPE = "kubernetes:batch/v1:Job"
 PROBE = {"httpGet": {"path": "/healthz", "port": "http"}}
 
@@ -86,61 +84,59 @@ def _service(selector: dict[str, str] | None, namespace: str = "ns") -> dict[str
 
 @pytest.mark.parametrize("image", ["k8s-demo:0.2", "registry.example.com:5000/team/app:1.0", "app@sha256:abc123"])
 def test_image_with_version_or_digest_passes(image: str) -> None:
-    assert rules.image_tag_violations(DEPLOYMENT_TYPE, _with_image(image)) == []
+    assert rules.image_tag_violations(DEPLOYMENT, _with_image(image)) == []
 
 
 def test_latest_tag_is_a_violation() -> None:
-    assert rules.image_tag_violations(DEPLOYMENT_TYPE, _with_image("k8s-demo:latest")) == [
+    assert rules.image_tag_violations(DEPLOYMENT, _with_image("k8s-demo:latest")) == [
         "container 'web' image 'k8s-demo:latest' uses the 'latest' tag"
     ]
 
 
 def test_missing_tag_is_a_violation() -> None:
-    assert rules.image_tag_violations(DEPLOYMENT_TYPE, _with_image("k8s-demo")) == [
+    assert rules.image_tag_violations(DEPLOYMENT, _with_image("k8s-demo")) == [
         "container 'web' image 'k8s-demo' has no tag, so it means 'latest'"
     ]
 
 
 def test_registry_port_is_not_a_tag() -> None:
-    violations = rules.image_tag_violations(DEPLOYMENT_TYPE, _with_image("localhost:5000/k8s-demo"))
+    violations = rules.image_tag_violations(DEPLOYMENT, _with_image("localhost:5000/k8s-demo"))
     assert violations == ["container 'web' image 'localhost:5000/k8s-demo' has no tag, so it means 'latest'"]
 
 
 def test_empty_image_is_a_violation() -> None:
-    assert rules.image_tag_violations(DEPLOYMENT_TYPE, _with_image("")) == ["container 'web' has no image"]
+    assert rules.image_tag_violations(DEPLOYMENT, _with_image("")) == ["container 'web' has no image"]
 
 
 def test_init_container_image_is_checked_too() -> None:
     deployment = _deployment()
     _pod_spec(deployment)["initContainers"] = [{"name": "init", "image": "busybox:latest"}]
-    assert rules.image_tag_violations(DEPLOYMENT_TYPE, deployment) == [
+    assert rules.image_tag_violations(DEPLOYMENT, deployment) == [
         "container 'init' image 'busybox:latest' uses the 'latest' tag"
     ]
 
 
 def test_image_rule_ignores_objects_without_pods() -> None:
-    assert rules.image_tag_violations(SERVICE_TYPE, _service({"app": "web"})) == []
+    assert rules.image_tag_violations(SERVICE, _service({"app": "web"})) == []
 
 
 # --- requests and limits -----------------------------------------------------------------------
 
 
 def test_requests_and_limits_pass() -> None:
-    assert rules.resources_violations(DEPLOYMENT_TYPE, _deployment()) == []
+    assert rules.resources_violations(DEPLOYMENT, _deployment()) == []
 
 
 def test_missing_memory_limit_is_a_violation() -> None:
     deployment = _deployment()
     del _container(deployment)["resources"]["limits"]["memory"]
-    assert rules.resources_violations(DEPLOYMENT_TYPE, deployment) == [
-        "container 'web' sets no resources limits.memory"
-    ]
+    assert rules.resources_violations(DEPLOYMENT, deployment) == ["container 'web' sets no resources limits.memory"]
 
 
 def test_missing_resources_names_all_four() -> None:
     deployment = _deployment()
     del _container(deployment)["resources"]
-    assert rules.resources_violations(DEPLOYMENT_TYPE, deployment) == [
+    assert rules.resources_violations(DEPLOYMENT, deployment) == [
         "container 'web' sets no resources requests.cpu, requests.memory, limits.cpu, limits.memory"
     ]
 
@@ -149,13 +145,13 @@ def test_missing_resources_names_all_four() -> None:
 
 
 def test_both_probes_pass() -> None:
-    assert rules.probes_violations(DEPLOYMENT_TYPE, _deployment()) == []
+    assert rules.probes_violations(DEPLOYMENT, _deployment()) == []
 
 
 def test_missing_liveness_probe_is_a_violation() -> None:
     deployment = _deployment()
     del _container(deployment)["livenessProbe"]
-    assert rules.probes_violations(DEPLOYMENT_TYPE, deployment) == ["container 'web' has no livenessProbe"]
+    assert rules.probes_violations(DEPLOYMENT, deployment) == ["container 'web' has no livenessProbe"]
 
 
 def test_job_needs_no_probes() -> None:
@@ -167,20 +163,20 @@ def test_job_needs_no_probes() -> None:
 
 
 def test_pod_level_run_as_non_root_passes() -> None:
-    assert rules.run_as_non_root_violations(DEPLOYMENT_TYPE, _deployment()) == []
+    assert rules.run_as_non_root_violations(DEPLOYMENT, _deployment()) == []
 
 
 def test_container_level_run_as_non_root_passes() -> None:
     deployment = _deployment()
     del _pod_spec(deployment)["securityContext"]
     _container(deployment)["securityContext"] = {"runAsNonRoot": True}
-    assert rules.run_as_non_root_violations(DEPLOYMENT_TYPE, deployment) == []
+    assert rules.run_as_non_root_violations(DEPLOYMENT, deployment) == []
 
 
 def test_no_run_as_non_root_is_a_violation() -> None:
     deployment = _deployment()
     del _pod_spec(deployment)["securityContext"]
-    assert rules.run_as_non_root_violations(DEPLOYMENT_TYPE, deployment) == [
+    assert rules.run_as_non_root_violations(DEPLOYMENT, deployment) == [
         "container 'web' may run as root: runAsNonRoot is not true for it or its pod"
     ]
 
@@ -188,7 +184,7 @@ def test_no_run_as_non_root_is_a_violation() -> None:
 def test_container_false_overrides_pod_true() -> None:
     deployment = _deployment()
     _container(deployment)["securityContext"] = {"runAsNonRoot": False}
-    assert len(rules.run_as_non_root_violations(DEPLOYMENT_TYPE, deployment)) == 1
+    assert len(rules.run_as_non_root_violations(DEPLOYMENT, deployment)) == 1
 
 
 # --- replicas ------------------------------------------------------------------------------------
@@ -204,22 +200,22 @@ def _with_replicas(replicas: float | None) -> dict[str, Any]:
 
 
 def test_two_replicas_pass_in_prod() -> None:
-    assert rules.replicas_violations(DEPLOYMENT_TYPE, _with_replicas(2.0), "prod") == []
+    assert rules.replicas_violations(DEPLOYMENT, _with_replicas(2.0), "prod") == []
 
 
 def test_one_replica_is_a_violation_in_prod() -> None:
-    assert rules.replicas_violations(DEPLOYMENT_TYPE, _with_replicas(1.0), "prod") == [
+    assert rules.replicas_violations(DEPLOYMENT, _with_replicas(1.0), "prod") == [
         "replicas is 1; stack 'prod' must run at least 2"
     ]
 
 
 def test_missing_replicas_counts_as_one() -> None:
-    assert len(rules.replicas_violations(DEPLOYMENT_TYPE, _with_replicas(None), "prod")) == 1
+    assert len(rules.replicas_violations(DEPLOYMENT, _with_replicas(None), "prod")) == 1
 
 
 @pytest.mark.parametrize("stack", ["dev", "pr-42"])
 def test_one_replica_passes_in_dev_and_review_stacks(stack: str) -> None:
-    assert rules.replicas_violations(DEPLOYMENT_TYPE, _with_replicas(1.0), stack) == []
+    assert rules.replicas_violations(DEPLOYMENT, _with_replicas(1.0), stack) == []
 
 
 @pytest.mark.parametrize("stack", ["", "pr-abc", "dev2"])
@@ -232,8 +228,8 @@ def test_unknown_or_lookalike_stack_needs_two(stack: str) -> None:
 
 def _stack(service: dict[str, Any], deployment: dict[str, Any] | None = None) -> list[StackResource]:
     return [
-        StackResource(DEPLOYMENT_TYPE, "urn:deployment", deployment or _deployment()),
-        StackResource(SERVICE_TYPE, "urn:service", service),
+        StackResource(DEPLOYMENT, "urn:deployment", deployment or _deployment()),
+        StackResource(SERVICE, "urn:service", service),
     ]
 
 
