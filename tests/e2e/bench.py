@@ -11,7 +11,6 @@ Needs the sandbox tools (``make sandbox-tools``); starts and removes its own clu
 
 from __future__ import annotations
 
-import math
 import sys
 import tempfile
 import time
@@ -21,12 +20,22 @@ from pathlib import Path
 import yaml
 from pulumi import automation as auto
 
-from tests.e2e.sandbox import Cluster, Project, running_cluster, tools_built, tools_dir
+from components.webapp import DEPLOYMENT_NAME
+from tests.e2e.sandbox import (
+    MAX_SURGE,
+    MAX_UNAVAILABLE,
+    MIN_READY_SECONDS,
+    REPLICAS,
+    ROLLOUT_FLOOR,
+    Cluster,
+    Project,
+    running_cluster,
+    tools_built,
+    tools_dir,
+)
 from tools.mock_engine import project_key, run_program, stack_config
 from tools.render import kubernetes_objects
 
-REPLICAS, MAX_SURGE, MAX_UNAVAILABLE, MIN_READY_SECONDS = 10, 1, 1, 3
-FLOOR = math.ceil(REPLICAS / (MAX_SURGE + MAX_UNAVAILABLE)) * MIN_READY_SECONDS
 KUBECTL_NAMESPACE = "k8s-demo-kubectl"
 
 
@@ -46,7 +55,7 @@ def manifests(tag: str, path: Path) -> Path:
 
 def kubectl_release(cluster: Cluster, tag: str, workdir: Path) -> None:
     cluster.kubectl("apply", "-f", str(manifests(tag, workdir / f"k8s-demo-{tag}.yaml")))
-    cluster.kubectl("rollout", "status", "deployment/k8s-demo-deployment", "-n", KUBECTL_NAMESPACE, "--timeout=300s")
+    cluster.kubectl("rollout", "status", f"deployment/{DEPLOYMENT_NAME}", "-n", KUBECTL_NAMESPACE, "--timeout=300s")
 
 
 def main() -> int:
@@ -70,16 +79,20 @@ def main() -> int:
             kubectl_release(cluster, "0.1", workdir)
             kubectl_rollout = timed(lambda: kubectl_release(cluster, "0.2", workdir))
 
+    floor_label = f"rollout floor ceil({REPLICAS}/{MAX_SURGE + MAX_UNAVAILABLE}) x {MIN_READY_SECONDS} s"
     rows = [
         ("pulumi up, rollout 0.1 -> 0.2", pulumi_rollout, f"{pulumi_rollout / kubectl_rollout:.2f} x kubectl"),
         ("kubectl apply + rollout status, same", kubectl_rollout, "1.00 x kubectl"),
-        (f"rollout floor ceil(10/2) x {MIN_READY_SECONDS} s", float(FLOOR), ""),
-        ("pulumi up rollout / floor", pulumi_rollout, f"{pulumi_rollout / FLOOR:.2f} x floor"),
-        ("kubectl rollout / floor", kubectl_rollout, f"{kubectl_rollout / FLOOR:.2f} x floor"),
+        (floor_label, float(ROLLOUT_FLOOR), ""),
+        ("pulumi up rollout / floor", pulumi_rollout, f"{pulumi_rollout / ROLLOUT_FLOOR:.2f} x floor"),
+        ("kubectl rollout / floor", kubectl_rollout, f"{kubectl_rollout / ROLLOUT_FLOOR:.2f} x floor"),
         ("pulumi up, no change", noop_up, f"{noop_up / pulumi_rollout:.2f} x rollout up"),
         ("pulumi preview, no change", noop_preview, f"{noop_preview / pulumi_rollout:.2f} x rollout up"),
     ]
-    print("sandbox benchmark (kwok cluster, 10 replicas, maxSurge 1, maxUnavailable 1, minReadySeconds 3)")
+    print(
+        f"sandbox benchmark (kwok cluster, {REPLICAS} replicas, maxSurge {MAX_SURGE}, "
+        f"maxUnavailable {MAX_UNAVAILABLE}, minReadySeconds {MIN_READY_SECONDS})"
+    )
     print(f"| {'measure':<40} | {'seconds':>7} | {'ratio':<20} |")
     print(f"|{'-' * 42}|{'-' * 9}|{'-' * 22}|")
     for label, seconds, ratio in rows:

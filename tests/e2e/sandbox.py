@@ -15,6 +15,7 @@ after the program's resource registrations is the ordinary engine path.
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import runpy
@@ -38,6 +39,10 @@ SANDBOX_DIR = REPO / "sandbox"
 UNBUILT_APP_VERSION = "99.0-e2e"
 #: kwok never marks pods of an image whose tag ends with this ready (sandbox/kwok-stages.yaml).
 BROKEN_SUFFIX = "-broken"
+#: The dev stack's rollout shape (Pulumi.yaml defaults and Pulumi.dev.yaml), as the e2e suite and bench expect it.
+REPLICAS, MAX_SURGE, MAX_UNAVAILABLE, MIN_READY_SECONDS = 10, 1, 1, 3
+#: The rollout floor: ceil(replicas / (maxSurge + maxUnavailable)) batches of minReadySeconds.
+ROLLOUT_FLOOR = math.ceil(REPLICAS / (MAX_SURGE + MAX_UNAVAILABLE)) * MIN_READY_SECONDS
 
 
 def tools_dir() -> Path:

@@ -9,7 +9,6 @@ declares an app version no tag here uses.
 
 from __future__ import annotations
 
-import math
 import queue
 import re
 import signal
@@ -23,6 +22,11 @@ from pulumi import automation as auto
 
 from tests.e2e.sandbox import (
     BROKEN_SUFFIX,
+    MAX_SURGE,
+    MAX_UNAVAILABLE,
+    MIN_READY_SECONDS,
+    REPLICAS,
+    ROLLOUT_FLOOR,
     Cluster,
     Project,
     RolloutWatcher,
@@ -36,9 +40,6 @@ pytestmark = pytest.mark.e2e
 NS = "k8s-demo-dev"
 DEPLOYMENT = "k8s-demo-deployment"
 SERVICE = "k8s-demo-svc"
-REPLICAS, MAX_SURGE, MAX_UNAVAILABLE, MIN_READY_SECONDS = 10, 1, 1, 3
-#: The rollout floor: ceil(replicas / (maxSurge + maxUnavailable)) batches of minReadySeconds.
-ROLLOUT_FLOOR = math.ceil(REPLICAS / (MAX_SURGE + MAX_UNAVAILABLE)) * MIN_READY_SECONDS
 #: For the failed rollout: a short pod-ready budget, so the progress deadline is 2 * (5 + 3) = 16 s
 #: and pulumi's await timeout 5 batches * 8 s + 16 s = 56 s.
 SHORT_POD_READY = 5
