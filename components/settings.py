@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import pulumi
 
@@ -198,10 +198,39 @@ def default_namespace(project: str, stack: str) -> str:
     return folded or project
 
 
+class ConfigSource(Protocol):
+    """Where raw values come from: ``pulumi.Config`` in the program, ``StackConfig`` in operator commands."""
+
+    @property
+    def name(self) -> str:
+        """The config namespace (the project name)."""
+        ...
+
+    def get(self, key: str) -> str | None:
+        """The raw value of ``<name>:<key>``, or None when it is not set."""
+        ...
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """A stack's config as plain strings, for commands that run outside the Pulumi program.
+
+    ``values`` maps full keys (``k8s-demo:replicas``) to values, as
+    ``pulumi config --json`` lists them (project defaults included).
+    """
+
+    name: str
+    values: Mapping[str, str] = field(default_factory=dict)
+
+    def get(self, key: str) -> str | None:
+        """The raw value of ``<name>:<key>``, or None when it is not set."""
+        return self.values.get(f"{self.name}:{key}")
+
+
 class _Reader:
     """Reads raw config values and parses them, collecting every error instead of stopping."""
 
-    def __init__(self, config: pulumi.Config) -> None:
+    def __init__(self, config: ConfigSource) -> None:
         self._config = config
         self.errors: list[str] = []
 
@@ -274,14 +303,17 @@ def quantity_value(quantity: str) -> Decimal:
     return Decimal(number.group(0)) * _QUANTITY_SUFFIXES[suffix]
 
 
-def configured_keys(namespace: str) -> set[str]:
+def configured_keys(config: ConfigSource) -> set[str]:
     """The keys set for this stack in one config namespace, without the namespace.
 
-    ``pulumi.Config`` cannot list keys, so this reads the runtime's config map,
-    which holds exactly what the engine (or the test mocks) passed in.
+    ``pulumi.Config`` cannot list keys, so for it this reads the runtime's
+    config map, which holds exactly what the engine (or the test mocks) passed in.
     """
-    prefix = f"{namespace}:"
-    every = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
+    prefix = f"{config.name}:"
+    if isinstance(config, StackConfig):
+        every = set(config.values)
+    else:
+        every = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
     return {key[len(prefix) :] for key in every if key.startswith(prefix)}
 
 
@@ -290,7 +322,7 @@ def _is_zero(value: IntOrPercent) -> bool:
 
 
 def load_settings(
-    config: pulumi.Config,
+    config: ConfigSource,
     *,
     project: str,
     stack: str,
@@ -354,7 +386,7 @@ def load_settings(
             read.bad(request_key, request, f"must not exceed {config.name}:{limit_key} ({limit!r})")
     # A misspelt key would otherwise be ignored in silence and its default used.
     # (Pulumi.yaml declares every known key, and the CLI refuses values of the wrong type.)
-    for key in sorted(configured_keys(config.name) - set(KNOWN_KEYS)):
+    for key in sorted(configured_keys(config) - set(KNOWN_KEYS)):
         read.bad(key, config.get(key), f"unknown key; known keys are: {', '.join(KNOWN_KEYS)}")
 
     if read.errors:

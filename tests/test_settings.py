@@ -7,8 +7,15 @@ from collections.abc import Callable
 import pulumi
 import pytest
 
-from components.settings import Settings, default_namespace, load_settings, registry_host, resolve_int_or_percent
-from tools.mock_engine import DEPLOYMENT, ClusterMocks, run_program, stack_config
+from components.settings import (
+    Settings,
+    StackConfig,
+    default_namespace,
+    load_settings,
+    registry_host,
+    resolve_int_or_percent,
+)
+from tools.mock_engine import DEPLOYMENT, ClusterMocks, project_defaults, run_program, stack_config
 
 Load = Callable[..., Settings]
 
@@ -187,3 +194,16 @@ def test_good_config_does_register() -> None:
     engine = ClusterMocks()
     run_program("dev", stack_config("dev"), mocks=engine)
     assert [r.type for r in engine.resources if r.type == DEPLOYMENT] == [DEPLOYMENT]
+
+
+def test_stack_config_reads_like_the_program(load: Load) -> None:
+    # Operator commands validate the same settings from `pulumi config --json` values.
+    values = {**project_defaults(), "k8s-demo:replicas": "10", "k8s-demo:imageTag": "0.1"}
+    settings = load_settings(StackConfig("k8s-demo", values), project="k8s-demo", stack="dev", app_version="0.2")
+    assert settings == load(replicas="10", imageTag="0.1")
+
+
+def test_stack_config_refuses_an_unknown_key() -> None:
+    values = {**project_defaults(), "k8s-demo:replica": "3"}
+    with pytest.raises(pulumi.RunError, match=r"k8s-demo:replica = '3': unknown key"):
+        load_settings(StackConfig("k8s-demo", values), project="k8s-demo", stack="dev", app_version="0.2")
