@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -30,6 +31,10 @@ APP_POLICY_NAME = "k8s-demo-allow-http"
 SCRATCH_SIZE = "16Mi"
 #: Cause recorded on the Deployment, read back by ``kubectl rollout history``.
 CHANGE_CAUSE = "kubernetes.io/change-cause"
+#: The provider's await override: JSONPath conditions that must all hold before ``pulumi up`` goes on.
+WAIT_FOR = "pulumi.com/waitFor"
+#: The Progressing reason the Deployment controller sets once a rollout is complete.
+ROLLOUT_COMPLETE_REASON = "NewReplicaSetAvailable"
 #: Checkov checks that cannot hold for a local image (in no registry); see docs/checks.md.
 #: Checkov reads ``<check id>=<reason>`` and splits on "=", so a reason must not contain one.
 LOCAL_IMAGE_CHECKOV_SKIPS = {
@@ -134,6 +139,7 @@ class WebApp(pulumi.ComponentResource):
                 labels=versioned,
                 annotations={
                     CHANGE_CAUSE: args.change_cause,
+                    WAIT_FOR: json.dumps(rollout_complete_conditions(args.replicas)),
                     **(LOCAL_IMAGE_CHECKOV_SKIPS if args.local_image else {}),
                 },
             ),
@@ -216,6 +222,33 @@ class WebApp(pulumi.ComponentResource):
                 "node_port": self.node_port,
             }
         )
+
+
+def rollout_complete_conditions(replicas: int) -> list[str]:
+    """The Deployment's ``pulumi.com/waitFor`` conditions: ``kubectl rollout status``'s "done".
+
+    The provider's built-in Deployment await (4.25 to at least 4.32) trusts a
+    ``Progressing`` condition and a ReplicaSet's own replica count that are
+    still those of the previous rollout when a change returns to a template
+    whose ReplicaSet exists (every rollback by tag, every drift repair), so
+    ``pulumi up`` returned mid-rollout. JSONPath conditions are checked only
+    once ``.status.observedGeneration`` has caught up with the change, and
+    each must hold at once:
+
+    - Kubernetes' own verdict first, so the progress line shows its reason
+      while waiting (``ReplicaSetUpdated``, or ``ProgressDeadlineExceeded``
+      when the rollout is stuck);
+    - then the counts: every pod updated, ready and available, and no pod of
+      another template left (``.status.replicas``).
+
+    With 0 replicas Kubernetes leaves the counts out of the status, so only
+    the verdict is checked.
+    """
+    verdict = f'jsonpath={{.status.conditions[?(@.type=="Progressing")].reason}}={ROLLOUT_COMPLETE_REASON}'
+    if replicas == 0:
+        return [verdict]
+    counts = ("updatedReplicas", "readyReplicas", "availableReplicas", "replicas")
+    return [verdict, *(f"jsonpath={{.status.{field}}}={replicas}" for field in counts)]
 
 
 def _assigned_node_port(spec: k8s.core.v1.outputs.ServiceSpec) -> int | None:

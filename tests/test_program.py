@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from components.labels import INSTANCE, NAME
 from components.webapp import CONTAINER_PORT, HEALTH_PATH, PORT_NAME, RUN_AS_ID
@@ -209,7 +211,48 @@ def test_local_image_is_exempt_from_registry_scans(dev: ProgramRun) -> None:
 
 def test_registry_image_gets_no_scan_exemption(prod: ProgramRun) -> None:
     annotations = prod.one(DEPLOYMENT).inputs["metadata"]["annotations"]
-    assert set(annotations) == {"kubernetes.io/change-cause"}
+    assert set(annotations) == {"kubernetes.io/change-cause", "pulumi.com/waitFor"}
+
+
+# Defect 1 of issue 7: `pulumi up` waits for the rollout as `kubectl rollout status` does.
+
+
+def wait_for(run: ProgramRun) -> list[str]:
+    return list(json.loads(run.one(DEPLOYMENT).inputs["metadata"]["annotations"]["pulumi.com/waitFor"]))
+
+
+def test_up_waits_for_kubernetes_verdict_then_every_count(dev: ProgramRun) -> None:
+    assert wait_for(dev) == [
+        'jsonpath={.status.conditions[?(@.type=="Progressing")].reason}=NewReplicaSetAvailable',
+        "jsonpath={.status.updatedReplicas}=10",
+        "jsonpath={.status.readyReplicas}=10",
+        "jsonpath={.status.availableReplicas}=10",
+        "jsonpath={.status.replicas}=10",
+    ]
+
+
+def test_up_waits_for_the_configured_replica_count(run_dev_with: Callable[..., ProgramRun]) -> None:
+    assert wait_for(run_dev_with(replicas="3"))[1:] == [
+        "jsonpath={.status.updatedReplicas}=3",
+        "jsonpath={.status.readyReplicas}=3",
+        "jsonpath={.status.availableReplicas}=3",
+        "jsonpath={.status.replicas}=3",
+    ]
+
+
+def test_zero_replicas_waits_for_the_verdict_alone(run_dev_with: Callable[..., ProgramRun]) -> None:
+    # Kubernetes omits zero counts from the status; a count condition could never match.
+    assert wait_for(run_dev_with(replicas="0")) == [
+        'jsonpath={.status.conditions[?(@.type=="Progressing")].reason}=NewReplicaSetAvailable'
+    ]
+
+
+# Defect 2 of issue 7: every update, preview and destroy reads the cluster first.
+
+
+def test_project_refreshes_before_every_update_and_preview() -> None:
+    project = yaml.safe_load((PROJECT_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
+    assert project["options"] == {"refresh": "always"}
 
 
 def test_release_changes_only_the_deployment(run_dev_with: Callable[..., ProgramRun]) -> None:
