@@ -33,6 +33,10 @@ SCRATCH_SIZE = "16Mi"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 #: The provider's await override: JSONPath conditions that must all hold before ``pulumi up`` goes on.
 WAIT_FOR = "pulumi.com/waitFor"
+#: Server-side apply takes back, for stack config, every field that a kubectl change
+#: (``rollout undo``, ``scale``, ``edit``) made its own; without it the next update
+#: stops at the field conflict instead of restoring what config says.
+FORCE_OWNERSHIP = {"pulumi.com/patchForce": "true"}
 #: The Progressing reason the Deployment controller sets once a rollout is complete.
 ROLLOUT_COMPLETE_REASON = "NewReplicaSetAvailable"
 #: Checkov checks that cannot hold for a local image (in no registry); see docs/checks.md.
@@ -109,6 +113,7 @@ class WebApp(pulumi.ComponentResource):
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=args.namespace,
+                annotations=FORCE_OWNERSHIP,
                 labels={
                     **labels,
                     # The pods meet the "restricted" Pod Security Standard; make the namespace insist on it.
@@ -140,6 +145,7 @@ class WebApp(pulumi.ComponentResource):
                 annotations={
                     CHANGE_CAUSE: args.change_cause,
                     WAIT_FOR: json.dumps(rollout_complete_conditions(args.replicas)),
+                    **FORCE_OWNERSHIP,
                     **(LOCAL_IMAGE_CHECKOV_SKIPS if args.local_image else {}),
                 },
             ),
@@ -161,7 +167,7 @@ class WebApp(pulumi.ComponentResource):
             opts=rollout_wait,
         )
 
-        service_annotations: dict[str, str] = {}
+        service_annotations = dict(FORCE_OWNERSHIP)
         if args.replicas == 0:
             # With no pods the Service can never get endpoints; do not wait for them.
             service_annotations["pulumi.com/skipAwait"] = "true"
@@ -171,7 +177,7 @@ class WebApp(pulumi.ComponentResource):
                 name=SERVICE_NAME,
                 namespace=ns.metadata.name,
                 labels=labels,
-                annotations=service_annotations or None,
+                annotations=service_annotations,
             ),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="NodePort",
@@ -193,7 +199,9 @@ class WebApp(pulumi.ComponentResource):
         # a static site needs none.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=APP_POLICY_NAME, namespace=ns.metadata.name, labels=labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=APP_POLICY_NAME, namespace=ns.metadata.name, labels=labels, annotations=FORCE_OWNERSHIP
+            ),
             spec=k8s.networking.v1.NetworkPolicySpecArgs(
                 pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
                 policy_types=["Ingress", "Egress"],

@@ -211,7 +211,7 @@ def test_local_image_is_exempt_from_registry_scans(dev: ProgramRun) -> None:
 
 def test_registry_image_gets_no_scan_exemption(prod: ProgramRun) -> None:
     annotations = prod.one(DEPLOYMENT).inputs["metadata"]["annotations"]
-    assert set(annotations) == {"kubernetes.io/change-cause", "pulumi.com/waitFor"}
+    assert set(annotations) == {"kubernetes.io/change-cause", "pulumi.com/waitFor", "pulumi.com/patchForce"}
 
 
 # Defect 1 of issue 7: `pulumi up` waits for the rollout as `kubectl rollout status` does.
@@ -248,6 +248,11 @@ def test_zero_replicas_waits_for_the_verdict_alone(run_dev_with: Callable[..., P
 
 
 # Defect 2 of issue 7: every update, preview and destroy reads the cluster first.
+
+
+@pytest.mark.parametrize("type_token", [NAMESPACE, DEPLOYMENT, SERVICE, NETWORK_POLICY])
+def test_config_takes_back_fields_a_kubectl_change_took(dev: ProgramRun, type_token: str) -> None:
+    assert dev.one(type_token).inputs["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
 
 
 def test_project_refreshes_before_every_update_and_preview() -> None:
@@ -357,8 +362,11 @@ def test_dev_outputs(dev: ProgramRun) -> None:
 def test_zero_replicas_does_not_wait_for_endpoints(run_dev_with: Callable[..., ProgramRun]) -> None:
     run = run_dev_with(replicas="0")
     assert spec(run, DEPLOYMENT)["replicas"] == 0
-    assert run.one(SERVICE).inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert run.one(SERVICE).inputs["metadata"]["annotations"] == {
+        "pulumi.com/skipAwait": "true",
+        "pulumi.com/patchForce": "true",
+    }
 
 
 def test_service_waits_for_endpoints_when_there_are_pods(dev: ProgramRun) -> None:
-    assert "annotations" not in dev.one(SERVICE).inputs["metadata"]
+    assert "pulumi.com/skipAwait" not in dev.one(SERVICE).inputs["metadata"]["annotations"]

@@ -81,13 +81,17 @@ def replica_sets(cluster: Cluster) -> dict[str, dict[str, str]]:
 
 
 def rollout_complete(cluster: Cluster, replicas: int = REPLICAS, namespace: str = NS) -> bool:
+    """`kubectl rollout status`'s "successfully rolled out", and no live pod of another template."""
     d = deployment_status(cluster, namespace)
     status = d.get("status", {})
+    template_image = d["spec"]["template"]["spec"]["containers"][0]["image"]
     return bool(
         status.get("observedGeneration") == d["metadata"]["generation"]
         and status.get("updatedReplicas") == replicas
+        and status.get("readyReplicas") == replicas
         and status.get("availableReplicas") == replicas
         and status.get("replicas") == replicas
+        and pod_images(cluster, namespace) == [template_image] * replicas
     )
 
 
@@ -98,11 +102,15 @@ def checkpoint(stack: auto.Stack) -> dict[str, Any]:
 
 @dataclass
 class Step:
-    """What one `pulumi up` did: its result or error, its wall time, and what the watcher saw."""
+    """What one `pulumi up` did: its result or error, its wall time, what the watcher saw,
+    and whether the rollout was complete when `up` returned."""
 
     up: auto.UpResult | None
     elapsed: float
     watcher: RolloutWatcher
+    complete_on_return: bool
+    images_on_return: list[str]
+    ready_images_on_return: list[str]
     error: str = ""
 
 
@@ -117,7 +125,10 @@ def watched_up(stack: auto.Stack, cluster: Cluster, *, expect_failure: bool = Fa
                 raise
             result, error = None, str(failure)
         elapsed = time.monotonic() - start
-    return Step(result, elapsed, watcher, error)
+        # Read before anything else can happen: this is what `up` returning promises.
+        complete, images = rollout_complete(cluster), pod_images(cluster)
+        ready = sorted(c["image"] for p in live_pods(cluster) if pod_ready(p) for c in p["spec"]["containers"])
+    return Step(result, elapsed, watcher, complete, images, ready, error)
 
 
 # a. First deploy: preview, then up of the dev stack at 0.1.
@@ -206,10 +217,10 @@ def test_release_honours_min_ready_seconds(release: Step) -> None:
     assert release.elapsed >= ROLLOUT_FLOOR
 
 
-def test_up_returns_only_when_the_rollout_is_complete(release: Step, e2e_cluster: Cluster) -> None:
+def test_up_returns_only_when_the_rollout_is_complete(release: Step) -> None:
     # Read straight after `pulumi up` returned: nothing left to roll.
-    assert rollout_complete(e2e_cluster)
-    assert pod_images(e2e_cluster) == [image("0.2")] * REPLICAS
+    assert release.complete_on_return
+    assert release.images_on_return == [image("0.2")] * REPLICAS
 
 
 # c. History.
@@ -234,7 +245,7 @@ def test_rollout_history_records_each_tag_as_change_cause(release: Step, e2e_clu
 class Rollback:
     before: dict[str, dict[str, str]]
     after: dict[str, dict[str, str]]
-    up: auto.UpResult
+    step: Step
     resource_types: set[str]
 
 
@@ -242,14 +253,15 @@ class Rollback:
 def rollback(release: Step, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Rollback:
     before = replica_sets(e2e_cluster)
     set_tag(first_deploy.stack, "0.1")
-    up = first_deploy.stack.up()
+    step = watched_up(first_deploy.stack, e2e_cluster)
     types = {r["type"] for r in checkpoint(first_deploy.stack).get("resources", [])}
-    return Rollback(before, replica_sets(e2e_cluster), up, types)
+    return Rollback(before, replica_sets(e2e_cluster), step, types)
 
 
-def test_rollback_runs_0_1_again(rollback: Rollback, e2e_cluster: Cluster) -> None:
-    assert rollout_complete(e2e_cluster)
-    assert pod_images(e2e_cluster) == [image("0.1")] * REPLICAS
+def test_rollback_returns_only_when_0_1_runs_everywhere(rollback: Rollback) -> None:
+    # The defect: `up` returned while the reused 0.1 ReplicaSet had 2 of 10 pods.
+    assert rollback.step.complete_on_return
+    assert rollback.step.images_on_return == [image("0.1")] * REPLICAS
 
 
 def test_rollback_reuses_the_old_replica_set(rollback: Rollback) -> None:
@@ -260,8 +272,128 @@ def test_rollback_reuses_the_old_replica_set(rollback: Rollback) -> None:
 
 
 def test_rollback_builds_nothing(rollback: Rollback) -> None:
-    assert rollback.up.outputs["imageBuilt"].value is False
+    assert rollback.step.up is not None
+    assert rollback.step.up.outputs["imageBuilt"].value is False
     assert not {t for t in rollback.resource_types if t.startswith("docker:")}
+
+
+# Issue 7, defect 1: every return to a template whose ReplicaSet exists waits for the whole rollout.
+# With the release and the rollback above, the tag goes 0.1 -> 0.2 -> 0.1 -> 0.2 -> 0.1.
+
+
+@pytest.fixture(scope="module")
+def flips(rollback: Rollback, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> list[Step]:
+    steps = [rollback.step]
+    for tag in ("0.2", "0.1"):
+        set_tag(first_deploy.stack, tag)
+        steps.append(watched_up(first_deploy.stack, e2e_cluster))
+    return steps
+
+
+def test_every_flip_returns_only_when_the_rollout_is_complete(flips: list[Step]) -> None:
+    assert [step.complete_on_return for step in flips] == [True, True, True]
+
+
+def test_every_flip_runs_only_its_tag_on_return(flips: list[Step]) -> None:
+    assert [step.images_on_return for step in flips] == [[image(tag)] * REPLICAS for tag in ("0.1", "0.2", "0.1")]
+
+
+def test_every_flip_was_observed_mid_rollout(flips: list[Step]) -> None:
+    # Guards the bound checks below: each flip really rolled (both tags side by side).
+    assert all(any(s.images == {image("0.1"), image("0.2")} for s in step.watcher.samples) for step in flips)
+    assert [step.watcher.errors for step in flips] == [[], [], []]
+
+
+def test_every_flip_keeps_availability_above_replicas_minus_max_unavailable(flips: list[Step]) -> None:
+    assert min(step.watcher.min_available for step in flips) >= REPLICAS - MAX_UNAVAILABLE
+
+
+def test_every_flip_stays_within_replicas_plus_max_surge(flips: list[Step]) -> None:
+    assert max(step.watcher.max_pods for step in flips) <= REPLICAS + MAX_SURGE
+
+
+def test_every_flip_honours_min_ready_seconds(flips: list[Step]) -> None:
+    # A return to an existing ReplicaSet still rolls batch by batch.
+    assert min(step.elapsed for step in flips) >= ROLLOUT_FLOOR
+
+
+# Issue 7, defect 2: a break-glass kubectl change is visible to preview, and `up` restores config.
+
+
+def deployment_image(cluster: Cluster) -> str:
+    return str(deployment_status(cluster)["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+@dataclass
+class Drift:
+    """A kubectl change behind Pulumi's back, the preview after it, and the `up` that repairs it."""
+
+    image_after_kubectl: str
+    replicas_after_kubectl: int
+    preview: auto.PreviewResult
+    repair: Step
+
+
+def drift_and_repair(stack: auto.Stack, cluster: Cluster, *kubectl: str) -> Drift:
+    cluster.kubectl(*kubectl, f"deployment/{DEPLOYMENT}", "-n", NS)
+    cluster.kubectl("rollout", "status", f"deployment/{DEPLOYMENT}", "-n", NS, "--timeout=120s")
+    drifted = deployment_status(cluster)
+    preview = stack.preview(diff=True)
+    return Drift(deployment_image(cluster), drifted["spec"]["replicas"], preview, watched_up(stack, cluster))
+
+
+@pytest.fixture(scope="module")
+def undo(flips: list[Step], first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Drift:
+    # Config says 0.1; `rollout undo` puts the previous revision, 0.2, back.
+    return drift_and_repair(first_deploy.stack, e2e_cluster, "rollout", "undo")
+
+
+@pytest.fixture(scope="module")
+def scaled(undo: Drift, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Drift:
+    return drift_and_repair(first_deploy.stack, e2e_cluster, "scale", "--replicas=3")
+
+
+def test_kubectl_undo_really_changed_the_cluster(undo: Drift) -> None:
+    # Guards the tests below: the cluster ran 0.2 while config said 0.1.
+    assert undo.image_after_kubectl == image("0.2")
+
+
+def test_preview_after_kubectl_undo_plans_to_update_the_deployment(undo: Drift) -> None:
+    assert undo.preview.change_summary.get(auto.OpType.UPDATE) == 1
+    assert re.search(rf"~ kubernetes:apps/v1:Deployment: \\(update\\)|{re.escape(DEPLOYMENT)}", undo.preview.stdout)
+
+
+def planned_update(preview: auto.PreviewResult) -> str:
+    """The Deployment's planned update in `pulumi preview --diff` output (after the refresh's own section)."""
+    return preview.stdout.partition("~ kubernetes:apps/v1:Deployment: (update)")[2].partition("Resources:")[0]
+
+
+def test_preview_after_kubectl_undo_shows_the_running_and_the_configured_image(undo: Drift) -> None:
+    # What runs now => what config asks for.
+    assert re.search(r'~ image: "k8s-demo:0\.2" => "k8s-demo:0\.1"', planned_update(undo.preview)), undo.preview.stdout
+
+
+def test_up_after_kubectl_undo_returns_only_when_config_runs_everywhere(undo: Drift) -> None:
+    assert undo.repair.complete_on_return
+    assert undo.repair.images_on_return == [image("0.1")] * REPLICAS
+
+
+def test_drift_repair_keeps_availability_above_replicas_minus_max_unavailable(undo: Drift) -> None:
+    assert undo.repair.watcher.min_available >= REPLICAS - MAX_UNAVAILABLE
+    assert undo.repair.watcher.max_pods <= REPLICAS + MAX_SURGE
+
+
+def test_kubectl_scale_really_changed_the_cluster(scaled: Drift) -> None:
+    assert scaled.replicas_after_kubectl == 3
+
+
+def test_preview_after_kubectl_scale_shows_the_replica_difference(scaled: Drift) -> None:
+    assert re.search(r"~ replicas\s*: 3 => 10", planned_update(scaled.preview)), scaled.preview.stdout
+
+
+def test_up_after_kubectl_scale_restores_ten_replicas(scaled: Drift, e2e_cluster: Cluster) -> None:
+    assert deployment_status(e2e_cluster)["spec"]["replicas"] == REPLICAS
+    assert scaled.repair.complete_on_return
 
 
 # The policy pack (policy/) runs in a real preview.
@@ -303,54 +435,91 @@ def test_policy_pack_refuses_one_replica_outside_dev(policy_run: PolicyRun) -> N
 # h. Idempotence.
 
 
-def test_second_up_without_change_changes_nothing(rollback: Rollback, first_deploy: FirstDeploy) -> None:
+def test_second_up_without_change_changes_nothing(scaled: Drift, first_deploy: FirstDeploy) -> None:
     up = first_deploy.stack.up()
     assert set(up.summary.resource_changes or {}) == {"same"}
 
 
-# e. A rollout that never becomes ready fails within its timeout while the old version serves.
+# e. A rollout that never becomes ready fails within its timeout while the old version serves; then
+# (issue 7) a rollback to that broken tag, whose ReplicaSet now exists, fails the same way.
+
+
+def broken_up(stack: auto.Stack, cluster: Cluster) -> Step:
+    stack.set_config("podReadyTimeoutSeconds", auto.ConfigValue(str(SHORT_POD_READY)))
+    set_tag(stack, f"0.3{BROKEN_SUFFIX}")
+    return watched_up(stack, cluster, expect_failure=True)
+
+
+def recover(stack: auto.Stack, cluster: Cluster) -> Step:
+    """The documented recovery: roll back by tag."""
+    set_tag(stack, "0.1")
+    stack.remove_config("podReadyTimeoutSeconds")
+    return watched_up(stack, cluster)
 
 
 @pytest.fixture(scope="module")
-def failed_rollout(rollback: Rollback, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Step:
-    stack = first_deploy.stack
-    stack.set_config("podReadyTimeoutSeconds", auto.ConfigValue(str(SHORT_POD_READY)))
-    set_tag(stack, f"0.3{BROKEN_SUFFIX}")
-    return watched_up(stack, e2e_cluster, expect_failure=True)
+def failed_rollout(scaled: Drift, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Step:
+    return broken_up(first_deploy.stack, e2e_cluster)
 
 
-def test_failed_rollout_fails_up(failed_rollout: Step) -> None:
-    assert failed_rollout.up is None
-    assert failed_rollout.error
+@pytest.fixture(scope="module")
+def recovered(failed_rollout: Step, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Step:
+    return recover(first_deploy.stack, e2e_cluster)
 
 
-def test_failed_rollout_says_why(failed_rollout: Step) -> None:
-    assert DEPLOYMENT in failed_rollout.error
-    assert re.search(r"ProgressDeadlineExceeded|progress deadline", failed_rollout.error)
+@pytest.fixture(scope="module")
+def failed_rollback(recovered: Step, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Step:
+    return broken_up(first_deploy.stack, e2e_cluster)
 
 
-def test_failed_rollout_fails_within_its_timeout(failed_rollout: Step) -> None:
-    # The await timeout, plus a little for the engine to start and to report.
-    assert FAILED_ROLLOUT_TIMEOUT <= failed_rollout.elapsed < FAILED_ROLLOUT_TIMEOUT + 20
+@pytest.fixture(scope="module")
+def recovered_again(failed_rollback: Step, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Step:
+    return recover(first_deploy.stack, e2e_cluster)
 
 
-def test_failed_rollout_keeps_the_old_version_serving(failed_rollout: Step, e2e_cluster: Cluster) -> None:
-    assert failed_rollout.watcher.min_available >= REPLICAS - MAX_UNAVAILABLE
-    ready_old = [
-        p for p in live_pods(e2e_cluster) if pod_ready(p) and p["spec"]["containers"][0]["image"] == image("0.1")
-    ]
-    assert len(ready_old) >= REPLICAS - MAX_UNAVAILABLE
+FAILURES = pytest.mark.parametrize("failure", ["failed_rollout", "failed_rollback"])
 
 
-def test_rollback_by_tag_recovers_from_a_failed_rollout(
-    failed_rollout: Step, first_deploy: FirstDeploy, e2e_cluster: Cluster
-) -> None:
-    stack = first_deploy.stack
-    set_tag(stack, "0.1")
-    stack.remove_config("podReadyTimeoutSeconds")
-    stack.up()
-    assert rollout_complete(e2e_cluster)
-    assert pod_images(e2e_cluster) == [image("0.1")] * REPLICAS
+@FAILURES
+def test_failure_fails_up(failure: str, request: pytest.FixtureRequest) -> None:
+    step: Step = request.getfixturevalue(failure)
+    assert step.up is None
+    assert step.error
+
+
+@FAILURES
+def test_failure_says_why_in_kubernetes_words(failure: str, request: pytest.FixtureRequest) -> None:
+    step: Step = request.getfixturevalue(failure)
+    # The progress line, which stays in the output: Kubernetes' verdict on the rollout.
+    assert DEPLOYMENT in step.error
+    assert '(found "ProgressDeadlineExceeded")' in step.error
+
+
+@FAILURES
+def test_failure_fails_within_its_timeout(failure: str, request: pytest.FixtureRequest) -> None:
+    step: Step = request.getfixturevalue(failure)
+    # The await timeout, plus a little for the engine to start, refresh and report.
+    assert FAILED_ROLLOUT_TIMEOUT <= step.elapsed < FAILED_ROLLOUT_TIMEOUT + 20
+
+
+@FAILURES
+def test_failure_keeps_the_old_version_serving(failure: str, request: pytest.FixtureRequest) -> None:
+    step: Step = request.getfixturevalue(failure)
+    assert step.watcher.min_available >= REPLICAS - MAX_UNAVAILABLE
+    assert step.ready_images_on_return.count(image("0.1")) >= REPLICAS - MAX_UNAVAILABLE
+
+
+def test_the_failed_rollback_returned_to_an_existing_replica_set(failed_rollback: Step, e2e_cluster: Cluster) -> None:
+    # Guards the point of the second failure: the broken template's ReplicaSet was reused, not made anew.
+    broken = [rs for rs in replica_sets(e2e_cluster).values() if rs["image"] == image(f"0.3{BROKEN_SUFFIX}")]
+    assert len(broken) == 1
+
+
+@pytest.mark.parametrize("recovery", ["recovered", "recovered_again"])
+def test_rollback_by_tag_recovers_from_a_failed_rollout(recovery: str, request: pytest.FixtureRequest) -> None:
+    step: Step = request.getfixturevalue(recovery)
+    assert step.complete_on_return
+    assert step.images_on_return == [image("0.1")] * REPLICAS
 
 
 # g. Interrupted updates, and the documented recovery.
@@ -409,7 +578,7 @@ def interrupted_up(stack: auto.Stack, cluster: Cluster, tag: str, sig: signal.Si
 
 
 @pytest.fixture(scope="module")
-def sigint(failed_rollout: Step, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Interrupted:
+def sigint(recovered_again: Step, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Interrupted:
     return interrupted_up(first_deploy.stack, e2e_cluster, "0.2", signal.SIGINT)
 
 
