@@ -77,6 +77,10 @@ install_from() {
 echo "build-tools: $(date -u +%FT%TZ) cache=$CACHE go=$gover jobs=$JOBS"
 cp "$here/versions.env" "$CACHE/versions.env"
 
+# Version checks read a tool's whole output before matching it: `tool | grep -q`
+# fails under pipefail whenever grep exits before the tool has written all
+# (SIGPIPE), which made a warm re-run stop at "kubectl client version is not ...".
+
 # ---------------------------------------------------------------- 1. etcd
 if have etcd; then
   echo "[1/$TOTAL] etcd $ETCD_VERSION: already built"
@@ -109,7 +113,7 @@ EOF
   install_from "$w/out" etcd
   done_step
 fi
-"$BIN/etcd" --version | grep -q "etcd Version: ${ETCD_VERSION#v}" || die "etcd --version is not ${ETCD_VERSION#v}"
+grep -q "etcd Version: ${ETCD_VERSION#v}" <<<"$("$BIN/etcd" --version)" || die "etcd --version is not ${ETCD_VERSION#v}"
 
 # ---------------------------------------------------------------- 2. kwok
 if have kwok kwokctl; then
@@ -168,8 +172,8 @@ else
   install_from "$w/out" "${K8S_BINS[@]}"
   done_step
 fi
-"$BIN/kube-apiserver" --version | grep -qx "Kubernetes $KUBERNETES_VERSION" || die "kube-apiserver --version is not $KUBERNETES_VERSION"
-"$BIN/kubectl" version --client | grep -q "Client Version: $KUBERNETES_VERSION" || die "kubectl client version is not $KUBERNETES_VERSION"
+grep -qx "Kubernetes $KUBERNETES_VERSION" <<<"$("$BIN/kube-apiserver" --version)" || die "kube-apiserver --version is not $KUBERNETES_VERSION"
+grep -q "Client Version: $KUBERNETES_VERSION" <<<"$("$BIN/kubectl" version --client)" || die "kubectl client version is not $KUBERNETES_VERSION"
 
 # ---------------------------------------------------------------- 4. pulumi CLI
 if have pulumi; then
