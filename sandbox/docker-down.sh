@@ -27,6 +27,7 @@ log() { echo "sandbox-docker-down: $*" >&2; }
 [ -d "$DOCKER_DIR" ] || { log "no engine in $DOCKER_DIR"; exit 0; }
 [ "$(id -u)" = 0 ] || { log "ERROR: needs root, as docker-up.sh did"; exit 1; }
 
+stopped=""
 alive() { [ -d "/proc/$1" ] && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
 # stop PIDFILE WHAT: SIGTERM the process in PIDFILE if it is ours; SIGKILL
 # after 30 s.  dockerd stops its running containers on SIGTERM.
@@ -34,6 +35,7 @@ stop() {
   local pid i
   if pid="$(our_pid "$1")"; then
     log "stopping $2 (pid $pid) ..."
+    stopped=1
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 150; i++)); do
       alive "$pid" || break
@@ -61,12 +63,14 @@ while read -r d; do
 done < <(cgroup_dirs)
 for pid in $left; do
   log "killing left-over container process $pid"
+  stopped=1
   kill -KILL "$pid" 2>/dev/null || true
 done
 # Shims that outlived containerd: started with our containerd's socket.
 for p in /proc/[0-9]*; do
   if { tr '\0' '\n' <"$p/cmdline"; } 2>/dev/null | grep -qxF "$CONTAINERD_SOCK"; then
     log "killing left-over shim ${p#/proc/}"
+    stopped=1
     kill -KILL "${p#/proc/}" 2>/dev/null || true
   fi
 done
@@ -77,6 +81,7 @@ stop "$CONTAINERD_PIDFILE" containerd
 mapfile -t mounts < <(awk -v d="$DOCKER_DIR/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
 for m in "${mounts[@]}"; do
   umount "$m" 2>/dev/null || umount -l "$m" || log "WARNING: could not unmount $m"
+  stopped=1
 done
 
 # Empty cgroups of ours, deepest first.
@@ -95,6 +100,7 @@ case "$bridge" in
     if ip link show "$bridge" >/dev/null 2>&1; then
       log "removing bridge $bridge"
       ip link del "$bridge"
+      stopped=1
     fi
     ;;
   *) log "WARNING: $BRIDGE_ENV names $bridge, not a sandbox bridge: left alone" ;;
@@ -105,6 +111,6 @@ rm -f "$DOCKER_SOCK" "$CONTAINERD_SOCK" "$CONTAINERD_SOCK.ttrpc" "$BRIDGE_ENV"
 if [ -n "$purge" ]; then
   rm -rf "$DOCKER_DIR"
   log "engine stopped; $DOCKER_DIR removed"
-else
+elif [ -n "$stopped" ]; then
   log "engine stopped; images kept in $DOCKER_DIR/data (--purge removes them)"
 fi
