@@ -59,13 +59,15 @@ cgroup_dirs() {
 left=""
 while read -r d; do
   [ -n "$d" ] || continue
-  left+="$(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true) "
+  left+="$(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true)"$'\n'
 done < <(cgroup_dirs)
-for pid in $left; do
+# (The same process is listed once per cgroup controller.)
+while read -r pid; do
+  [ -n "$pid" ] || continue
   log "killing left-over container process $pid"
   stopped=1
   kill -KILL "$pid" 2>/dev/null || true
-done
+done < <(sort -un <<<"$left")
 # Shims that outlived containerd: started with our containerd's socket.
 for p in /proc/[0-9]*; do
   if { tr '\0' '\n' <"$p/cmdline"; } 2>/dev/null | grep -qxF "$CONTAINERD_SOCK"; then
