@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Build the pinned local-sandbox tools from Go modules into a per-user cache:
+# Build the pinned local-sandbox tools into a per-user cache:
 #   etcd, kwok, kwokctl, kube-apiserver, kube-controller-manager,
-#   kube-scheduler, kubectl, pulumi, pulumi-resource-kubernetes
-# Versions come from sandbox/versions.env; the cache dir is printed by
-# sandbox/tools-path.sh.  Each tool is built only when missing, so a second run
-# takes seconds.  A cold build takes about an hour on 2 cores.
+#   kube-scheduler, kubectl, pulumi, pulumi-resource-kubernetes, registry
+#   (from Go modules), and from git sources at pinned commits (the module
+#   proxy does not serve them): pulumi-language-python (+ its exec shim) and
+#   pulumi-resource-docker.
+# Versions and commits come from sandbox/versions.env; the cache dir is printed
+# by sandbox/tools-path.sh.  Each tool is built only when missing, so a second
+# run takes seconds.  A cold build takes about an hour on 2 cores.
+# Nothing fetched or built is kept in the repository: only this recipe.
 #
 # Environment:
 #   K8S_DEMO_SANDBOX_CACHE  cache root (default ~/.cache/k8s-demo/sandbox-tools)
 #   SANDBOX_BUILD_JOBS      go build -p value (default 2)
 #   GO                      go binary (default: go on PATH, else /usr/local/go/bin/go)
+#   K8S_DEMO_PULUMI_GIT, K8S_DEMO_PULUMI_DOCKER_GIT, K8S_DEMO_TF_DOCKER_GIT
+#       where to read pulumi/pulumi, pulumi/pulumi-docker and
+#       kreuzwerker/terraform-provider-docker from: a git URL (default: the
+#       GitHub one; only the pinned commit is fetched, into <cache root>/git/)
+#       or a local git dir, bare or not, that has the pinned commit
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,7 +51,7 @@ case "$gover" in
   *) echo "build-tools: need Go >= 1.26 (kwok $KWOK_VERSION requires it), have $gover" >&2; exit 1 ;;
 esac
 
-TOTAL=7
+TOTAL=12
 start_all=$SECONDS
 step_start=$SECONDS
 step() { # step N "message"
@@ -74,8 +83,68 @@ install_from() {
   done
 }
 
+# pulumi_mod_edit DIR: make the wrapper module in DIR require the Pulumi
+# pkg/v3 and sdk/v3 modules at $PULUMI_VERSION.
+pulumi_mod_edit() {
+  local pmod args old new ver
+  pmod="$(mod_field "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" GoMod)"
+  [ -f "$pmod" ] || die "cannot download github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION"
+  args=("-require=github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" "-require=github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION")
+  # pkg/v3's own module-to-module replaces (e.g. the clipboard fork) must be
+  # repeated here; its ../sdk replace is covered by requiring sdk/v3.
+  while read -r old new ver; do
+    args+=("-replace=$old=$new@$ver")
+  done < <(awk '{ if ($1 == "replace") { $1 = ""; $0 = $0 } }
+                $2 == "=>" && $3 !~ /^\.\.?\// && NF == 4 { print $1, $3, $4 }' "$pmod")
+  (cd "$1" && "$GO" mod edit "${args[@]}")
+}
+
+GIT_ROOT="$(dirname "$CACHE")/git"
+# git_source VAR URL COMMIT: print a git dir that has COMMIT of the repository
+# at URL.  $VAR (default URL) is a local git dir, read in place, or a URL, of
+# which only COMMIT is fetched into $GIT_ROOT.  Stops, naming all three, when
+# the commit cannot be had.
+git_source() {
+  local var="$1" url="$2" commit="$3" loc gd
+  loc="${!var:-$url}"
+  if [ -d "$loc" ]; then
+    gd="$(git -C "$loc" rev-parse --absolute-git-dir 2>/dev/null || echo "$loc")"
+  else
+    gd="$GIT_ROOT/$(basename "${url%.git}").git"
+    if ! git --git-dir="$gd" cat-file -e "$commit^{commit}" 2>/dev/null; then
+      echo "      fetching $commit from $loc ..." >&2
+      [ -d "$gd" ] || git init -q --bare "$gd"
+      git --git-dir="$gd" fetch -q --depth 1 "$loc" "$commit" >&2 || true
+    fi
+  fi
+  git --git-dir="$gd" cat-file -e "$commit^{commit}" 2>/dev/null ||
+    die "commit $commit of $url is not available from $var=$loc.
+  Set $var to a git URL that serves it, or to a local clone or mirror that has it
+  (e.g. git clone --mirror $url DIR; $var=DIR)."
+  echo "$gd"
+}
+# git_extract GITDIR COMMIT DEST [PATH...]: the files of COMMIT (only PATHs,
+# when given) into DEST.  Snapshots may lack unrelated large blobs, so ask
+# only for what is needed; git's complaints are shown only when it fails.
+git_extract() {
+  local gd="$1" commit="$2" dest="$3" err
+  shift 3
+  mkdir -p "$dest"
+  err="$(mktemp)"
+  if ! git --git-dir="$gd" archive --format=tar "$commit" -- "$@" 2>"$err" | tar -x -C "$dest"; then
+    cat "$err" >&2
+    rm -f "$err"
+    die "cannot extract ${*:-everything} of $commit from $gd"
+  fi
+  rm -f "$err"
+}
+
 echo "build-tools: $(date -u +%FT%TZ) cache=$CACHE go=$gover jobs=$JOBS"
 cp "$here/versions.env" "$CACHE/versions.env"
+
+# Version checks read a tool's whole output before matching it: `tool | grep -q`
+# fails under pipefail whenever grep exits before the tool has written all
+# (SIGPIPE), which made a warm re-run stop at "kubectl client version is not ...".
 
 # ---------------------------------------------------------------- 1. etcd
 if have etcd; then
@@ -109,7 +178,7 @@ EOF
   install_from "$w/out" etcd
   done_step
 fi
-"$BIN/etcd" --version | grep -q "etcd Version: ${ETCD_VERSION#v}" || die "etcd --version is not ${ETCD_VERSION#v}"
+grep -q "etcd Version: ${ETCD_VERSION#v}" <<<"$("$BIN/etcd" --version)" || die "etcd --version is not ${ETCD_VERSION#v}"
 
 # ---------------------------------------------------------------- 2. kwok
 if have kwok kwokctl; then
@@ -168,8 +237,8 @@ else
   install_from "$w/out" "${K8S_BINS[@]}"
   done_step
 fi
-"$BIN/kube-apiserver" --version | grep -qx "Kubernetes $KUBERNETES_VERSION" || die "kube-apiserver --version is not $KUBERNETES_VERSION"
-"$BIN/kubectl" version --client | grep -q "Client Version: $KUBERNETES_VERSION" || die "kubectl client version is not $KUBERNETES_VERSION"
+grep -qx "Kubernetes $KUBERNETES_VERSION" <<<"$("$BIN/kube-apiserver" --version)" || die "kube-apiserver --version is not $KUBERNETES_VERSION"
+grep -q "Client Version: $KUBERNETES_VERSION" <<<"$("$BIN/kubectl" version --client)" || die "kubectl client version is not $KUBERNETES_VERSION"
 
 # ---------------------------------------------------------------- 4. pulumi CLI
 if have pulumi; then
@@ -178,18 +247,9 @@ else
   step 4 "building pulumi $PULUMI_VERSION ..."
   w="$WORK/pulumi"
   new_wrapper "$w" k8s-demo.sandbox/pulumi
-  pmod="$(mod_field "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" GoMod)"
-  [ -f "$pmod" ] || die "cannot download github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION"
-  args=("-require=github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" "-require=github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION")
-  # pkg/v3's own module-to-module replaces (e.g. the clipboard fork) must be
-  # repeated here; its ../sdk replace is covered by requiring sdk/v3.
-  while read -r old new ver; do
-    args+=("-replace=$old=$new@$ver")
-  done < <(awk '{ if ($1 == "replace") { $1 = ""; $0 = $0 } }
-                $2 == "=>" && $3 !~ /^\.\.?\// && NF == 4 { print $1, $3, $4 }' "$pmod")
+  pulumi_mod_edit "$w"
   (
     cd "$w"
-    "$GO" mod edit "${args[@]}"
     "$GO" build -mod=mod -p "$JOBS" \
       -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
       -o out/ github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
@@ -238,17 +298,129 @@ else
 fi
 
 # ---------------------------------------------------------------- 7. plugin install
-plugin_listed() {
-  "$BIN/pulumi" plugin ls 2>/dev/null | awk '$1 == "kubernetes" && $2 == "resource" && $3 == v { f = 1 } END { exit !f }' v="$PULUMI_KUBERNETES_VERSION"
+plugin_listed() { # plugin_listed NAME VERSION
+  "$BIN/pulumi" plugin ls 2>/dev/null | awk '$1 == n && $2 == "resource" && $3 == v { f = 1 } END { exit !f }' n="$1" v="$2"
 }
-if plugin_listed; then
+if plugin_listed kubernetes "$PULUMI_KUBERNETES_VERSION"; then
   echo "[7/$TOTAL] kubernetes plugin $PULUMI_KUBERNETES_VERSION: already installed in $PULUMI_HOME"
 else
   step 7 "installing kubernetes plugin $PULUMI_KUBERNETES_VERSION into $PULUMI_HOME ..."
   "$BIN/pulumi" plugin install resource kubernetes "$PULUMI_KUBERNETES_VERSION" --file "$BIN/$PROVIDER"
-  plugin_listed || die "pulumi plugin ls does not list kubernetes $PULUMI_KUBERNETES_VERSION"
+  plugin_listed kubernetes "$PULUMI_KUBERNETES_VERSION" || die "pulumi plugin ls does not list kubernetes $PULUMI_KUBERNETES_VERSION"
   done_step
 fi
+
+# ---------------------------------------------------------------- 8. Python language host
+# Not a module the proxy serves on its own (its go.mod replaces pkg and sdk
+# with ../.. paths): build its one main.go, from the pinned pulumi/pulumi
+# commit, in a wrapper module against the pkg/v3 and sdk/v3 modules at
+# $PULUMI_VERSION, as the CLI is.  The exec shim is a Python script that
+# must sit beside it.
+LANGHOST=pulumi-language-python
+if have "$LANGHOST" "$LANGHOST-exec"; then
+  echo "[8/$TOTAL] $LANGHOST $PULUMI_VERSION (pulumi/pulumi ${PULUMI_LANGUAGE_PYTHON_COMMIT:0:12}): already built"
+else
+  step 8 "building $LANGHOST $PULUMI_VERSION from pulumi/pulumi ${PULUMI_LANGUAGE_PYTHON_COMMIT:0:12} ..."
+  gd="$(git_source K8S_DEMO_PULUMI_GIT https://github.com/pulumi/pulumi.git "$PULUMI_LANGUAGE_PYTHON_COMMIT")"
+  w="$WORK/$LANGHOST"
+  new_wrapper "$w" k8s-demo.sandbox/$LANGHOST
+  git_extract "$gd" "$PULUMI_LANGUAGE_PYTHON_COMMIT" "$w/src" \
+    "sdk/python/cmd/$LANGHOST/main.go" "sdk/python/cmd/$LANGHOST-exec"
+  mv "$w/src/sdk/python/cmd/$LANGHOST/main.go" "$w/main.go"
+  pulumi_mod_edit "$w"
+  (
+    cd "$w"
+    "$GO" build -mod=mod -p "$JOBS" \
+      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+      -o "out/$LANGHOST" .
+  )
+  install -m 755 "$w/src/sdk/python/cmd/$LANGHOST-exec" "$w/out/$LANGHOST-exec"
+  install_from "$w/out" "$LANGHOST" "$LANGHOST-exec"
+  done_step
+fi
+[ "$("$BIN/$LANGHOST" --version)" = "$PULUMI_VERSION" ] || die "$LANGHOST --version is not $PULUMI_VERSION"
+
+# ---------------------------------------------------------------- 9+10. docker provider
+# pulumi-docker is not served by the module proxy either: build release
+# $PULUMI_DOCKER_VERSION from its commit as its Makefile does (`make
+# upstream`, `schema_embed`, `provider`): the upstream submodule (the
+# terraform provider at the commit the release records) with the release's
+# patches applied, then the embedded schema, then the provider binary.
+DPROVIDER=pulumi-resource-docker
+DPMOD=github.com/pulumi/pulumi-docker/provider/v5
+if have "$DPROVIDER"; then
+  echo "[9/$TOTAL] $DPROVIDER $PULUMI_DOCKER_VERSION: sources already prepared"
+  echo "[10/$TOTAL] $DPROVIDER $PULUMI_DOCKER_VERSION: already built"
+else
+  step 9 "preparing $DPROVIDER $PULUMI_DOCKER_VERSION sources (pulumi-docker ${PULUMI_DOCKER_COMMIT:0:12}, upstream ${TF_DOCKER_COMMIT:0:12}) and embedded schema ..."
+  pd="$(git_source K8S_DEMO_PULUMI_DOCKER_GIT https://github.com/pulumi/pulumi-docker.git "$PULUMI_DOCKER_COMMIT")"
+  sub="$(git --git-dir="$pd" rev-parse "$PULUMI_DOCKER_COMMIT:upstream")" || die "pulumi-docker $PULUMI_DOCKER_COMMIT has no upstream submodule"
+  [ "$sub" = "$TF_DOCKER_COMMIT" ] ||
+    die "pulumi-docker $PULUMI_DOCKER_COMMIT records upstream at $sub, versions.env says TF_DOCKER_COMMIT=$TF_DOCKER_COMMIT"
+  tf="$(git_source K8S_DEMO_TF_DOCKER_GIT https://github.com/kreuzwerker/terraform-provider-docker.git "$TF_DOCKER_COMMIT")"
+  w="$WORK/pulumi-docker"
+  rm -rf "$w"
+  git_extract "$pd" "$PULUMI_DOCKER_COMMIT" "$w" provider patches
+  git_extract "$tf" "$TF_DOCKER_COMMIT" "$w/upstream"
+  (
+    cd "$w/upstream"
+    # Plain `git apply` on the extracted tree, in patch order, as
+    # scripts/upstream.sh does; the ceiling keeps git from taking any
+    # repository above the cache for ours.
+    for patch in ../patches/*.patch; do
+      GIT_CEILING_DIRECTORIES="$w" git apply "$patch" || die "patch $(basename "$patch") does not apply"
+    done
+  )
+  (
+    cd "$w/provider/cmd/$DPROVIDER"
+    VERSION="$PULUMI_DOCKER_VERSION" "$GO" run ./generate.go
+    [ -s schema-embed.json ]
+  ) || die "generating $DPROVIDER's schema-embed.json failed"
+  done_step
+  step 10 "building $DPROVIDER $PULUMI_DOCKER_VERSION ..."
+  (
+    cd "$w/provider"
+    "$GO" build -p "$JOBS" -tags no_compose \
+      -ldflags "-s -w -X $DPMOD/pkg/version.Version=$PULUMI_DOCKER_VERSION" \
+      -o out/ "./cmd/$DPROVIDER"
+  )
+  install_from "$w/provider/out" "$DPROVIDER"
+  done_step
+fi
+# The embedded schema carries the version (the -X value cannot be read back:
+# with -trimpath, go leaves -ldflags out of the binary's build info).
+grep -aqF "{\"name\":\"docker\",\"version\":\"$PULUMI_DOCKER_VERSION\"," "$BIN/$DPROVIDER" ||
+  die "$DPROVIDER does not embed the schema of version $PULUMI_DOCKER_VERSION"
+
+# ---------------------------------------------------------------- 11. docker plugin install
+if plugin_listed docker "$PULUMI_DOCKER_VERSION"; then
+  echo "[11/$TOTAL] docker plugin $PULUMI_DOCKER_VERSION: already installed in $PULUMI_HOME"
+else
+  step 11 "installing docker plugin $PULUMI_DOCKER_VERSION into $PULUMI_HOME ..."
+  "$BIN/pulumi" plugin install resource docker "$PULUMI_DOCKER_VERSION" --file "$BIN/$DPROVIDER"
+  plugin_listed docker "$PULUMI_DOCKER_VERSION" || die "pulumi plugin ls does not list docker $PULUMI_DOCKER_VERSION"
+  done_step
+fi
+
+# ---------------------------------------------------------------- 12. registry
+# CNCF distribution's registry, for a local registry on 127.0.0.1.
+if have registry; then
+  echo "[12/$TOTAL] registry $DISTRIBUTION_VERSION: already built"
+else
+  step 12 "building registry $DISTRIBUTION_VERSION ..."
+  w="$WORK/registry"
+  rm -rf "$w"
+  mkdir -p "$w"
+  (
+    cd "$w"
+    GOBIN="$w/out" "$GO" install -p "$JOBS" \
+      -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_VERSION" \
+      "github.com/distribution/distribution/v3/cmd/registry@$DISTRIBUTION_VERSION"
+  )
+  install_from "$w/out" registry
+  done_step
+fi
+grep -q " $DISTRIBUTION_VERSION\$" <<<"$("$BIN/registry" --version)" || die "registry --version is not $DISTRIBUTION_VERSION"
 
 touch "$CACHE/.complete"
 echo "build-tools: all tools ready in $BIN ($((SECONDS - start_all))s)"

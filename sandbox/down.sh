@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Delete the local kwok sandbox cluster started by sandbox/up.sh.
+# Delete the local kwok sandbox cluster started by sandbox/up.sh, and stop its
+# Docker engine (docker-down.sh: keeps the image store).
 # Same environment as up.sh (SANDBOX_NAME, KWOK_WORKDIR, SANDBOX_KUBECONFIG).
 # Idempotent: deleting a cluster that does not exist succeeds.
 set -euo pipefail
@@ -27,3 +28,5 @@ else
   echo "sandbox-down: no cluster $NAME in $KWOK_WORKDIR" >&2
 fi
 rm -f "$OUT_KUBECONFIG" "$KWOK_WORKDIR/$NAME.sandbox.yaml"
+# Whether or not up.sh started one (SANDBOX_DOCKER): stopping none is a no-op.
+SANDBOX_NAME="$NAME" "$here/docker-down.sh"

@@ -15,5 +15,8 @@ key="$(printf '%s\n' \
   "kwok=$KWOK_VERSION" \
   "pulumi=$PULUMI_VERSION" \
   "pulumi-kubernetes=$PULUMI_KUBERNETES_VERSION@$PULUMI_KUBERNETES_MODULE_VERSION" \
+  "pulumi-language-python=$PULUMI_LANGUAGE_PYTHON_COMMIT" \
+  "pulumi-docker=$PULUMI_DOCKER_VERSION@$PULUMI_DOCKER_COMMIT+$TF_DOCKER_COMMIT" \
+  "distribution=$DISTRIBUTION_VERSION" \
   "recipe=$SANDBOX_TOOLS_RECIPE" | sha256sum | cut -c1-12)"
 printf '%s/%s\n' "$root" "$key"

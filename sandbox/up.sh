@@ -13,6 +13,9 @@
 #   SANDBOX_KUBECONFIG  where to write the kubeconfig
 #                       (default $KWOK_WORKDIR/<name>.kubeconfig)
 #   SANDBOX_TIMEOUT     seconds to wait for readiness (default 180)
+#   SANDBOX_DOCKER      1 (default): also start the sandbox's own Docker engine
+#                       (docker-up.sh) with the stand-in base images
+#                       (base-images.sh); 0: the cluster only (no root needed)
 # Idempotent: a running cluster is reused; a stopped one is restarted; one
 # created from a different config (versions, stages) is recreated.
 set -euo pipefail
@@ -133,4 +136,11 @@ cp "$KUBECONFIG_SRC" "$OUT_KUBECONFIG.tmp"
 chmod 600 "$OUT_KUBECONFIG.tmp"
 mv -f "$OUT_KUBECONFIG.tmp" "$OUT_KUBECONFIG"
 log "ready: $(kc get nodes --no-headers | wc -l) nodes, server $(kc config view -o jsonpath='{.clusters[0].cluster.server}')"
+
+# The Docker engine that `make up` builds the app image with (pods stay
+# simulated: kwok runs no containers).  stdout stays the kubeconfig path.
+if [ "${SANDBOX_DOCKER:-1}" != 0 ]; then
+  SANDBOX_NAME="$NAME" "$here/docker-up.sh" >/dev/null
+  SANDBOX_NAME="$NAME" "$here/base-images.sh"
+fi
 echo "$OUT_KUBECONFIG"
