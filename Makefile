@@ -73,7 +73,7 @@ typecheck: venv ## mypy --strict
 unit: venv ## Unit tests under Pulumi mocks
 	$(BIN)/python -m pytest -q
 
-# Manifests go to build/manifests/<stack>/, one file per object (see tools/render.py).
+# Manifests go to build/manifests/<stack>/, one file per object (see ops/render.py).
 MANIFESTS := build/manifests
 # Both committed stacks and a review stack, which has no stack file.
 CHECK_STACKS := dev prod pr-42
@@ -82,11 +82,11 @@ K8S_VERSIONS := 1.29 1.37
 STACK_MANIFESTS = $(foreach stack,$(CHECK_STACKS),$(MANIFESTS)/$(stack)/*.yaml)
 
 render: venv ## Write STACK's Kubernetes manifests to build/manifests/STACK/, one file per object
-	$(BIN)/python -m tools.render --stack $(STACK) --out $(MANIFESTS)
+	$(BIN)/python -m ops.render --stack $(STACK) --out $(MANIFESTS)
 
 # Offline: checkov must neither look for a newer version nor fetch Prisma Cloud data.
 checks: venv checks-venv ## Render dev, prod, pr-42; kubernetes-validate (1.29, 1.37), checkov, hadolint
-	$(BIN)/python -m tools.render $(addprefix --stack ,$(CHECK_STACKS)) --out $(MANIFESTS)
+	$(BIN)/python -m ops.render $(addprefix --stack ,$(CHECK_STACKS)) --out $(MANIFESTS)
 	for version in $(K8S_VERSIONS); do \
 	    $(CHECKS_BIN)/kubernetes-validate --strict --quiet -k $$version $(STACK_MANIFESTS); \
 	done
