@@ -78,7 +78,10 @@ class Step:
 
     @property
     def type(self) -> str:
-        """The resource's type token, from its URN (``urn:pulumi:stack::project::parent$type::name``)."""
+        """The resource's type token: its state's, else the URN's (``urn:pulumi:stack::project::parent$type::name``)."""
+        for state in (self.new, self.old):
+            if state and isinstance(state.get("type"), str):
+                return str(state["type"])
         return self.urn.split("::")[-2].split("$")[-1]
 
     @property

@@ -78,13 +78,13 @@ def test_comment_matches_its_golden(case: str) -> None:
     assert text == golden.read_text(encoding="utf-8")
 
 
-
 def test_both_rollout_bounds_zero_is_refused_in_the_comment() -> None:
     # The release capture with a config the program refuses: no rollout plan, the reason instead.
     document = json.loads((DATA / "release.json").read_text(encoding="utf-8"))
     document["config"].update({project_key("maxSurge"): "0", project_key("maxUnavailable"): "0%"})
     text = render("dev", Outcome(preview=Preview.parse(document)), CAPTURE_APP_VERSION)
     assert "  - k8s-demo:maxSurge = 0: must not be zero while k8s-demo:maxUnavailable = '0%' is zero too" in text
+
 
 # An oversized diff: the release capture with thousands of annotations added to the Deployment.
 ANNOTATIONS = 4000
