@@ -40,8 +40,9 @@ GITHUB_COMMENT_LIMIT = 65_536
 #: How Pulumi serialises a value that is only known after the update (e.g. a digest not pushed yet).
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
-#: Lines of a failed preview's error shown in the comment.
+#: Lines of a failed preview's error shown in the comment, and characters of each at most.
 ERROR_LINES = 20
+ERROR_LINE_WIDTH = 500
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -510,7 +511,8 @@ def error_section(preview: Preview | None, stderr: str, config_error: pulumi.Run
         lines += ["Other errors:", ""]
     text = "\n".join(message.rstrip() for message in messages).strip() or stderr.strip() or "(no error message)"
     shown = text.splitlines()
-    lines += ["```", *shown[:ERROR_LINES], "```"]
+    # Bounded in width too, so no error can push the comment past GitHub's limit.
+    lines += ["```", *(line[:ERROR_LINE_WIDTH] for line in shown[:ERROR_LINES]), "```"]
     if len(shown) > ERROR_LINES:
         lines.append(f"({len(shown) - ERROR_LINES} more lines in the job log)")
     return lines
@@ -584,6 +586,7 @@ def diff_section(preview: Preview, budget: int, stack: str) -> list[str]:
         return []
     head = ["<details>", "<summary>Full diff</summary>", ""]
     tail = ["", "</details>"]
+    # The trimming note below is under 300 characters.
     note_room = 300
     kept = fit(blocks, budget - len("\n".join(head + tail)) - note_room)
     lines = [*head, *kept.blocks]
@@ -695,7 +698,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preview-json", type=Path, help="read this `pulumi preview --refresh --json` output")
     parser.add_argument("--event-log", type=Path, help="with --preview-json: its `--event-log` file (policy results)")
     parser.add_argument("--policy-pack", help="without --preview-json: run the preview with this policy pack")
-    parser.add_argument("--project-dir", type=Path, default=PROJECT_ROOT, help="project directory (default: here)")
+    parser.add_argument(
+        "--project-dir", type=Path, default=PROJECT_ROOT, help="where app/VERSION is (default: the project of ops/)"
+    )
     args = parser.parse_args(argv)
     if args.preview_json is None and args.event_log is not None:
         parser.error("--event-log goes with --preview-json; without it the command writes its own")

@@ -179,3 +179,11 @@ def test_event_log_without_preview_json_is_refused(capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit):
         main(["--stack", "dev", "--out", "x.md", "--event-log", "events.jsonl"])
     assert "--event-log goes with --preview-json" in capsys.readouterr().err
+
+
+def test_failed_preview_still_writes_its_comment_and_exits_2(tmp_path: Path) -> None:
+    out = tmp_path / "comment.md"
+    preview, events = DATA / "failed-config.json", DATA / "failed-config.events.jsonl"
+    saved = ["--preview-json", str(preview), "--event-log", str(events)]
+    status = main(["--stack", "staging", "--out", str(out), *saved])
+    assert (status, out.read_text(encoding="utf-8").splitlines()[0]) == (2, "<!-- k8s-demo-preview:staging -->")
