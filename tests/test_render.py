@@ -1,4 +1,4 @@
-"""``tools.render``: the manifests each stack would apply, as files the offline checks read."""
+"""``ops.render``: the manifests each stack would apply, as files the offline checks read."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from ops.render import file_name, kubernetes_objects, main, manifest, plain, render_stack
 from tools.mock_engine import DEPLOYMENT, NAMESPACE, MockResource, ProgramRun
-from tools.render import file_name, kubernetes_objects, main, manifest, plain, render_stack
 
 #: The stacks the checks render: both committed stacks and a review stack without a stack file.
 STACKS = ("dev", "prod", "pr-42")

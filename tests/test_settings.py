@@ -86,6 +86,45 @@ def test_rollout_steps(load: Load, replicas: int, surge: object, unavailable: ob
     assert settings.rollout_steps == steps
 
 
+# The rollout plan's figures (the PR comment shows them), one test each. dev: 10 replicas; defaults 1, 1, 3 s.
+
+
+def test_surge_percentage_rounds_up_to_pods(load: Load) -> None:
+    assert load(replicas="4", maxSurge="25%", maxUnavailable="0%").max_surge_pods == 1
+
+
+def test_unavailable_percentage_rounds_down_to_pods(load: Load) -> None:
+    assert load(replicas="4", maxSurge="25%", maxUnavailable="0%").max_unavailable_pods == 0
+
+
+def test_unavailable_is_one_pod_when_both_round_to_zero(load: Load) -> None:
+    # No surge, and 10% of 3 rounds down to 0 pods: Kubernetes lets 1 pod be unavailable.
+    assert load(replicas="3", maxSurge="0", maxUnavailable="10%").max_unavailable_pods == 1
+
+
+def test_dev_rollout_takes_five_batches(load: Load) -> None:
+    assert load(replicas="10").rollout_steps == 5
+
+
+def test_dev_rollout_takes_at_least_fifteen_seconds(load: Load) -> None:
+    assert load(replicas="10").min_rollout_seconds == 15
+
+
+def test_dev_rollout_keeps_nine_pods_serving(load: Load) -> None:
+    assert load(replicas="10").min_serving_pods == 9
+
+
+def test_percentage_rollout_keeps_every_pod_serving(load: Load) -> None:
+    # 25% surge of 4 -> 1 pod, 0% unavailable -> 0 pods: all 4 keep serving, 4 batches.
+    settings = load(replicas="4", maxSurge="25%", maxUnavailable="0%")
+    assert (settings.min_serving_pods, settings.rollout_steps) == (4, 4)
+
+
+def test_dev_up_waits_at_most_the_rollout_timeout(load: Load) -> None:
+    # 5 batches x (30 + 3) s + a progress deadline of 2 x 33 s.
+    assert load(replicas="10").rollout_timeout_seconds == 231
+
+
 def test_timeouts_derive_from_rollout_settings(load: Load) -> None:
     settings = load(replicas="10", minReadySeconds="5", podReadyTimeoutSeconds="10")
     # step = 10 + 5; deadline = 2 steps; timeout = 5 steps + deadline.

@@ -2,7 +2,7 @@
 
 1. Wall time of ``pulumi up`` for the 0.1 -> 0.2 rollout of the dev stack, against
    the tutorial's way on the same cluster: ``kubectl apply -f`` of the same
-   objects (rendered by ``tools.render``) then ``kubectl rollout status``.
+   objects (rendered by ``ops.render``) then ``kubectl rollout status``.
 2. Each rollout against its floor, ceil(replicas / (maxSurge + maxUnavailable)) * minReadySeconds.
 3. A no-op ``pulumi up`` and ``pulumi preview``, as the project runs them (``refresh: always``
    in ``Pulumi.yaml``) and with that option removed: the price of seeing kubectl changes.
@@ -23,6 +23,7 @@ import yaml
 from pulumi import automation as auto
 
 from components.webapp import DEPLOYMENT_NAME
+from ops.render import kubernetes_objects
 from tests.e2e.sandbox import (
     MAX_SURGE,
     MAX_UNAVAILABLE,
@@ -36,7 +37,6 @@ from tests.e2e.sandbox import (
     tools_dir,
 )
 from tools.mock_engine import project_key, run_program, stack_config
-from tools.render import kubernetes_objects
 
 KUBECTL_NAMESPACE = "k8s-demo-kubectl"
 

@@ -5,7 +5,7 @@ the inputs of every ``kubernetes:*`` resource to
 ``<out>/<stack>/NN-<kind>-<name>.yaml``, numbered in apply order. Schema validation, checkov and the
 policy tests read these files, so no check needs a cluster.
 
-Usage: ``python -m tools.render --stack dev [--stack prod ...] [--out build/manifests]``.
+Usage: ``python -m ops.render --stack dev [--stack prod ...] [--out build/manifests]``.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def render_stack(stack: str, out: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m tools.render", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ops.render", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", action="append", required=True, help="stack to render; repeat for several")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output root (default: build/manifests)")
     args = parser.parse_args(argv)

@@ -1,0 +1,189 @@
+"""``ops.pr_comment``: the pull-request comment of a real ``pulumi preview --refresh --json``.
+
+The previews in tests/data/pr_comment/ were captured from the real Pulumi CLI, language
+host and Kubernetes provider against the sandbox (``tools/capture_previews.sh``), with
+app/VERSION at ``CAPTURE_APP_VERSION`` so that every tag was an existing image. Each one
+is rendered and compared with its golden comment in tests/golden/pr_comment/.
+Regenerate the goldens after a deliberate change with ``UPDATE_GOLDENS=1 make unit``
+and read the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.settings import PROJECT, Settings, StackConfig, load_settings
+from ops.pr_comment import (
+    GITHUB_COMMENT_LIMIT,
+    UNKNOWN,
+    Outcome,
+    Preview,
+    Step,
+    diff_blocks,
+    fit,
+    image_section,
+    main,
+    read_event_log,
+    render,
+)
+from tools.mock_engine import project_key, stack_config
+
+DATA = Path(__file__).parent / "data" / "pr_comment"
+GOLDEN = Path(__file__).parent / "golden" / "pr_comment"
+#: app/VERSION in the project copy the previews were captured from: no capture built an image.
+CAPTURE_APP_VERSION = "99.0-capture"
+#: Each capture and the stack it previewed.
+CASES = {
+    "first-deploy": "dev",
+    "release": "dev",
+    "rollback": "dev",
+    "replicas": "dev",
+    "drift": "dev",
+    "policy-violation": "staging",
+    "failed-config": "staging",
+}
+
+
+def outcome(case: str) -> Outcome:
+    """The captured preview of ``case`` as the command would have seen it."""
+    document = json.loads((DATA / f"{case}.json").read_text(encoding="utf-8"))
+    events = (DATA / f"{case}.events.jsonl").read_text(encoding="utf-8").splitlines()
+    stderr_file = DATA / f"{case}.stderr"
+    return Outcome(
+        preview=Preview.parse(document),
+        returncode=int((DATA / f"{case}.exitcode").read_text(encoding="utf-8")),
+        stderr=stderr_file.read_text(encoding="utf-8") if stderr_file.exists() else "",
+        policy=read_event_log(events),
+    )
+
+
+def comment(case: str) -> str:
+    return render(CASES[case], outcome(case), CAPTURE_APP_VERSION)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_comment_matches_its_golden(case: str) -> None:
+    golden = GOLDEN / f"{case}.md"
+    text = comment(case)
+    if os.environ.get("UPDATE_GOLDENS") == "1":
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
+
+
+def test_both_rollout_bounds_zero_is_refused_in_the_comment() -> None:
+    # The release capture with a config the program refuses: no rollout plan, the reason instead.
+    document = json.loads((DATA / "release.json").read_text(encoding="utf-8"))
+    document["config"].update({project_key("maxSurge"): "0", project_key("maxUnavailable"): "0%"})
+    text = render("dev", Outcome(preview=Preview.parse(document)), CAPTURE_APP_VERSION)
+    assert "  - k8s-demo:maxSurge = 0: must not be zero while k8s-demo:maxUnavailable = '0%' is zero too" in text
+
+
+# An oversized diff: the release capture with thousands of annotations added to the Deployment.
+ANNOTATIONS = 4000
+
+
+@pytest.fixture(scope="module")
+def oversized() -> tuple[Outcome, str]:
+    """The enlarged release preview and its comment."""
+    document = json.loads((DATA / "release.json").read_text(encoding="utf-8"))
+    enlarged = copy.deepcopy(document)
+    step = [step for step in enlarged["steps"] if "kubernetes:apps/v1:Deployment::" in step["urn"]][-1]
+    annotations = step["newState"]["inputs"]["metadata"].setdefault("annotations", {})
+    annotations.update({f"example.com/note-{index:04d}": "x" * 40 for index in range(ANNOTATIONS)})
+    big = Outcome(preview=Preview.parse(enlarged), policy=outcome("release").policy)
+    return big, render("dev", big, CAPTURE_APP_VERSION)
+
+
+def test_oversized_comment_fits_githubs_limit(oversized: tuple[Outcome, str]) -> None:
+    assert len(oversized[1]) <= GITHUB_COMMENT_LIMIT
+
+
+def test_oversized_comment_keeps_everything_above_the_diff(oversized: tuple[Outcome, str]) -> None:
+    assert oversized[1].split("<details>")[0] == comment("release").split("<details>")[0]
+
+
+def test_oversized_comment_counts_the_lines_it_left_out(oversized: tuple[Outcome, str]) -> None:
+    big, text = oversized
+    assert big.preview is not None
+    every = sum(len(block.splitlines()) - 3 for block in diff_blocks(big.preview))
+    shown = sum(1 for line in text.splitlines() if line.startswith(("+   ", "-   ")))
+    match = re.search(r"limit: (\d+) diff line\(s\) of 1 resource\(s\) left out", text)
+    assert match is not None
+    assert int(match.group(1)) == every - shown
+
+
+# Beyond the captures: what the sandbox cannot show (it builds and pushes no image).
+
+
+def _settings(image_tag: str, app_version: str) -> Settings:
+    values = {**stack_config("dev"), project_key("imageTag"): image_tag}
+    return load_settings(StackConfig(PROJECT, values), project=PROJECT, stack="dev", app_version=app_version)
+
+
+def _deployment(old_image: str, new_image: str) -> Step:
+    def state(image: str) -> dict[str, Any]:
+        return {"inputs": {"spec": {"template": {"spec": {"containers": [{"image": image}]}}}}}
+
+    urn = "urn:pulumi:dev::k8s-demo::k8s-demo:app:WebApp$kubernetes:apps/v1:Deployment::k8s-demo-deployment"
+    return Step(op="update", urn=urn, old=state(old_image), new=state(new_image), detailed_diff={})
+
+
+def test_image_tag_equal_to_app_version_is_a_build() -> None:
+    lines = image_section(_settings("0.3", "0.3"), _deployment("k8s-demo:0.2", "k8s-demo:0.3"))
+    assert lines[3] == "- built from `app/` (imageTag 0.3 = app/VERSION)"
+
+
+def test_other_image_tag_is_an_existing_image() -> None:
+    lines = image_section(_settings("0.1", "0.3"), _deployment("k8s-demo:0.2", "k8s-demo:0.1"))
+    assert lines[3] == "- existing tag, nothing is built (imageTag 0.1, app/VERSION 0.3)"
+
+
+def test_pushed_image_shows_its_digest() -> None:
+    pushed = "registry.example.com/team/k8s-demo@sha256:" + "ab" * 32
+    lines = image_section(_settings("0.3", "0.3"), _deployment("k8s-demo:0.2", pushed))
+    assert lines[-1] == f"- digest: `sha256:{'ab' * 32}`"
+
+
+def test_digest_not_pushed_yet_says_when_it_is_known() -> None:
+    lines = image_section(_settings("0.3", "0.3"), _deployment("k8s-demo:0.2", UNKNOWN))
+    assert lines[-1] == "- digest: known once the image is pushed, during the update"
+
+
+def test_fit_keeps_whole_blocks_that_fit() -> None:
+    blocks = ["```diff\n+ a\n```", "```diff\n+ b\n```"]
+    kept = fit(blocks, 1000)
+    assert (kept.blocks, kept.trimmed_resources, kept.dropped_lines) == (blocks, 0, 0)
+
+
+def test_fit_cuts_the_first_block_that_does_not_fit_by_lines() -> None:
+    # 103 lines: fence, header, 100 diff lines of 10 characters, fence. 800 characters leave room for
+    # 64 of the first block's diff lines (36 cut); the second block (100 diff lines) is left out: 2 trimmed.
+    block = "\n".join(["```diff", "~ x", *(f"+ line {index:03d}" for index in range(100)), "```"])
+    kept = fit([block, block], 800)
+    assert (kept.trimmed_resources, kept.dropped_lines, kept.blocks[0].splitlines()[-2:]) == (
+        2,
+        136,
+        ["... 36 more lines", "```"],
+    )
+
+
+def test_event_log_without_preview_json_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--stack", "dev", "--out", "x.md", "--event-log", "events.jsonl"])
+    assert "--event-log goes with --preview-json" in capsys.readouterr().err
+
+
+def test_failed_preview_still_writes_its_comment_and_exits_2(tmp_path: Path) -> None:
+    out = tmp_path / "comment.md"
+    preview, events = DATA / "failed-config.json", DATA / "failed-config.events.jsonl"
+    saved = ["--preview-json", str(preview), "--event-log", str(events)]
+    status = main(["--stack", "staging", "--out", str(out), *saved])
+    assert (status, out.read_text(encoding="utf-8").splitlines()[0]) == (2, "<!-- k8s-demo-preview:staging -->")
