@@ -1,0 +1,1 @@
+"""Operator commands that users run: render, PR comment, history, rollback."""
