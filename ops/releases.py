@@ -10,11 +10,14 @@ tag, so they are not releases; a destroy after the newest release means
 nothing is running.
 
 The image tag of a release is the ``imageTag`` its update recorded. When that
-is the ``app/VERSION`` marker, the tag was the app's version at the time:
-``app/VERSION`` as committed at the git commit the update recorded, provided
-the work tree was clean (``git.dirty`` false) and the commit is in this
-repository. Otherwise it cannot be known from history, and the release shows
-``?`` with the reason.
+is the ``app/VERSION`` marker, the tag was the app's version at the time, found
+(in this order) in the update's message, where ``make up`` and ``make
+rollback`` write the image they deploy (``release_message``, the same text as
+the Deployment's change-cause); or as ``app/VERSION`` committed at the git
+commit the update recorded, provided the work tree was clean (``git.dirty``
+false) and the commit is in this repository. Otherwise (a plain ``pulumi up``
+from a modified work tree) it cannot be known from history, and the release
+shows ``?`` with the reason.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ UNKNOWN_TAG = "?"
 AppVersionAt = Callable[[str], str | None]
 
 _RELEASE_NUMBER = re.compile(r"^[0-9]+$")
+# The image in a release message: the repository may hold a registry port, so the tag is after the last colon.
+_MESSAGE_IMAGE = re.compile(r"\bimage (\S+):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}), stack \S+$")
 # Kubernetes' reasons in the provider's error, e.g. "[ProgressDeadlineExceeded] ReplicaSet ... timed out".
 _REASON = re.compile(r"\[([A-Za-z]+)\]\s*(.+)")
 
@@ -104,8 +109,23 @@ class Release:
         }
 
 
+def release_message(action: str, repository: str, tag: str, stack: str) -> str:
+    """The update message ``make up`` and ``make rollback`` record: what was done, the image and the stack.
+
+    ``release_message("pulumi up", …)`` is the Deployment's change-cause
+    (``Settings.change_cause``), so history and ``kubectl rollout history`` read alike.
+    """
+    return f"{action}: image {repository}:{tag}, stack {stack}"
+
+
+def tag_in_message(message: str) -> str | None:
+    """The tag a ``release_message`` names, or None for any other message."""
+    match = _MESSAGE_IMAGE.search(message.strip().split("\n", 1)[0])
+    return match.group(2) if match else None
+
+
 def _tag_of(
-    config: Mapping[str, auto.ConfigValue], commit: str, dirty: bool, app_version_at: AppVersionAt
+    config: Mapping[str, auto.ConfigValue], message: str, commit: str, dirty: bool, app_version_at: AppVersionAt
 ) -> tuple[str, str | None, str]:
     """(recorded tag, resolved tag or None, where it came from or why it is unknown)."""
     recorded = config.get(IMAGE_TAG_KEY)
@@ -113,6 +133,9 @@ def _tag_of(
     recorded_tag = recorded.value if recorded is not None else APP_VERSION_TAG
     if recorded_tag != APP_VERSION_TAG:
         return recorded_tag, recorded_tag, "imageTag"
+    from_message = tag_in_message(message)
+    if from_message is not None:
+        return recorded_tag, from_message, "app/VERSION, named in the message"
     if not commit:
         return recorded_tag, None, "app/VERSION, and the update recorded no git commit"
     short = commit[:SHORT_COMMIT]
@@ -132,7 +155,8 @@ def releases(history: Sequence[auto.UpdateSummary], app_version_at: AppVersionAt
         environment = update.environment or {}
         commit = environment.get("git.head", "")
         dirty = environment.get("git.dirty") == "true"
-        recorded, tag, source = _tag_of(update.config or {}, commit, dirty, app_version_at)
+        message = update.message or ""
+        recorded, tag, source = _tag_of(update.config or {}, message, commit, dirty, app_version_at)
         found.append(
             Release(
                 number=number,
@@ -143,7 +167,7 @@ def releases(history: Sequence[auto.UpdateSummary], app_version_at: AppVersionAt
                 tag_source=source,
                 commit=commit,
                 dirty=dirty,
-                message=(update.message or "").strip().split("\n", 1)[0],
+                message=message.strip().split("\n", 1)[0],
             )
         )
     return found

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import pulumi
 import pytest
 from pulumi import automation as auto
 
-from components.settings import TAG_RULE
+from components.settings import TAG_RULE, load_settings
 from ops.releases import (
     AppVersionAt,
     Refusal,
     Release,
     auto_rollback_target,
+    release_message,
     releases,
     rollback_target,
     rollout_reason,
     running_release,
     table,
+    tag_in_message,
 )
 from tests.releases_fakes import update
 
@@ -83,6 +86,29 @@ def test_the_marker_is_app_version_at_the_recorded_commit() -> None:
 def test_an_unset_tag_is_the_marker() -> None:
     (found,) = releases([update("10:01", tag=None, commit=COMMIT)], committed("0.2"))
     assert (found.recorded_tag, found.image_tag) == ("app/VERSION", "0.2")
+
+
+def test_the_marker_is_the_image_named_in_the_message() -> None:
+    entry = update(
+        "10:01",
+        tag="app/VERSION",
+        commit=COMMIT,
+        dirty=True,
+        message=release_message("pulumi up", "localhost:5001/k8s-demo", "0.2", "dev"),
+    )
+    (found,) = numbered(entry)
+    assert (found.image_tag, found.tag_source) == ("0.2", "app/VERSION, named in the message")
+
+
+def test_the_message_of_make_up_is_the_change_cause(config: Callable[..., pulumi.Config]) -> None:
+    settings = load_settings(config(imageTag="0.7"), project="k8s-demo", stack="dev", app_version="0.9")
+    assert settings.change_cause == release_message("pulumi up", "k8s-demo", "0.7", "dev")
+    assert tag_in_message(settings.change_cause) == "0.7"
+
+
+@pytest.mark.parametrize("message", ["Release 0.2", "image k8s-demo:0.2", "image k8s-demo:has space, stack dev", ""])
+def test_other_messages_name_no_tag(message: str) -> None:
+    assert tag_in_message(message) is None
 
 
 def test_the_marker_of_a_modified_work_tree_is_unknown() -> None:
