@@ -62,6 +62,8 @@ from ops.releases import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Entries per ``pulumi stack history`` page (the CLI's default page is 10, which would hide older releases).
+HISTORY_PAGE_SIZE = 100
 #: Type token of the resource whose rollout ``up`` watches.
 DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
 #: How to release again after an automatic rollback, in every such message.
@@ -152,7 +154,15 @@ class PulumiStack:
         return self._stack.name
 
     def history(self) -> list[auto.UpdateSummary]:
-        return self._stack.history()
+        # `pulumi stack history` returns 10 entries unless asked for pages: read them all, or the numbers would shift.
+        found: list[auto.UpdateSummary] = []
+        page = 1
+        while True:
+            entries = self._stack.history(page_size=HISTORY_PAGE_SIZE, page=page)
+            found.extend(entries)
+            if len(entries) < HISTORY_PAGE_SIZE:
+                return found
+            page += 1
 
     def config(self) -> dict[str, str]:
         # `pulumi config --json` lists Pulumi.yaml's declared defaults too, so this is the program's view.

@@ -16,20 +16,24 @@ from tools.mock_engine import stack_config
 
 #: ``pulumi stack history --json`` output captured from the sandbox (see tests/data/README.md).
 DATA = Path(__file__).resolve().parent / "data"
+#: Entries per page of ``pulumi stack history`` when no page size is given (the CLI's default).
+CLI_PAGE_SIZE = 10
 
 
 class RecordedCli(auto.PulumiCommand):
-    """A Pulumi CLI that answers ``stack history`` with recorded output and every other command with nothing.
+    """A Pulumi CLI that answers ``stack history`` with recorded entries and every other command with nothing.
 
     The Automation API parses the answer itself (``Stack.history``), so the
-    tests see exactly the ``UpdateSummary`` objects a real run gives.
+    tests see exactly the ``UpdateSummary`` objects a real run gives. Like
+    the CLI, it pages: 10 entries unless ``--page-size``/``--page`` ask otherwise.
     """
 
-    def __init__(self, history_json: str) -> None:
+    def __init__(self, entries: list[dict[str, object]]) -> None:
         # No real CLI: nothing to locate or version-check.
         self.command = "pulumi"
         self.version = None
-        self._history_json = history_json
+        self.entries = entries
+        self.history_calls: list[list[str]] = []
 
     def run(
         self,
@@ -39,14 +43,25 @@ class RecordedCli(auto.PulumiCommand):
         on_output: auto.OnOutput | None = None,
         on_error: auto.OnOutput | None = None,
     ) -> auto.CommandResult:
-        stdout = self._history_json if args[:2] == ["stack", "history"] else ""
-        return auto.CommandResult(stdout=stdout, stderr="", code=0)
+        if "history" not in args:
+            return auto.CommandResult(stdout="", stderr="", code=0)
+        self.history_calls.append(args)
+        size = int(args[args.index("--page-size") + 1]) if "--page-size" in args else CLI_PAGE_SIZE
+        page = int(args[args.index("--page") + 1]) if "--page" in args else 1
+        answer = self.entries[(page - 1) * size : page * size]
+        return auto.CommandResult(stdout=json.dumps(answer), stderr="", code=0)
 
 
-def recorded_history(name: str, work_dir: Path) -> list[auto.UpdateSummary]:
-    """The ``UpdateSummary`` list of ``tests/data/<name>``, parsed by ``auto.Stack.history``."""
-    workspace = auto.LocalWorkspace(work_dir=str(work_dir), pulumi_command=RecordedCli((DATA / name).read_text()))
-    return auto.Stack.select("dev", workspace).history()
+def recorded(name: str) -> list[dict[str, object]]:
+    """The entries of ``tests/data/<name>``, newest first as the CLI printed them."""
+    return list(json.loads((DATA / name).read_text()))
+
+
+def recorded_stack(entries: list[dict[str, object]], work_dir: Path) -> tuple[auto.Stack, RecordedCli]:
+    """An Automation API stack whose CLI answers ``stack history`` with ``entries``."""
+    cli = RecordedCli(entries)
+    workspace = auto.LocalWorkspace(work_dir=str(work_dir), pulumi_command=cli)
+    return auto.Stack.select("dev", workspace), cli
 
 
 def update(
