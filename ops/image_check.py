@@ -195,6 +195,8 @@ def _authorize(
     return f"Bearer {token}" if token else None
 
 
+#: What the Docker engine answers for an image it does not have.
+NO_SUCH_IMAGE = "No such image"
 #: Runs a command, returning (exit status, stderr). Injected in tests.
 Run = Callable[[list[str]], tuple[int, str]]
 
@@ -210,11 +212,16 @@ def local_tag_problem(repository: str, tag: str, *, run: Run = _run) -> str | No
     try:
         status, stderr = run(["docker", "image", "inspect", "--format", "{{.Id}}", reference])
     except FileNotFoundError:
-        return f"{reference}: cannot check the local Docker engine: no docker CLI on PATH"
+        return (
+            f"{reference}: cannot check the local Docker engine: no docker CLI on PATH (ARGS=--no-image-check skips it)"
+        )
     if status == 0:
         return None
     engine = os.environ.get("DOCKER_HOST", "the default Docker engine")
     detail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {status}"
+    if NO_SUCH_IMAGE not in stderr:
+        # Not an answer about the image: the engine is unreachable, or the CLI failed otherwise.
+        return f"{reference}: cannot check {engine} ({detail}); ARGS=--no-image-check skips the check"
     return f"{reference} is not an image in {engine} ({detail}): build it, or choose a tag that is there"
 
 

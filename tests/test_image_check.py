@@ -143,10 +143,20 @@ def test_a_missing_local_tag_names_the_engine(monkeypatch: pytest.MonkeyPatch) -
     )
 
 
+def test_an_unreachable_engine_is_not_a_missing_image() -> None:
+    def run(command: list[str]) -> tuple[int, str]:
+        return 1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n"
+
+    assert local_tag_problem("k8s-demo", "0.1", run=run) == (
+        "k8s-demo:0.1: cannot check the default Docker engine (Cannot connect to the Docker daemon at "
+        "unix:///var/run/docker.sock. Is the docker daemon running?); ARGS=--no-image-check skips the check"
+    )
+
+
 def test_no_docker_cli_is_reported() -> None:
     def run(command: list[str]) -> tuple[int, str]:
         raise FileNotFoundError(command[0])
 
     assert local_tag_problem("k8s-demo", "0.1", run=run) == (
-        "k8s-demo:0.1: cannot check the local Docker engine: no docker CLI on PATH"
+        "k8s-demo:0.1: cannot check the local Docker engine: no docker CLI on PATH (ARGS=--no-image-check skips it)"
     )
