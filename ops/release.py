@@ -130,6 +130,11 @@ class _DeploymentErrors:
             self.errors.append(diagnostic.message)
 
 
+def _print_error(line: str) -> None:
+    # The CLI's stderr: its own errors (a missing plugin, a locked stack) are not in the engine's output.
+    print(line, file=sys.stderr)
+
+
 class PulumiStack:
     """A stack of the project directory, through the Automation API (a local program, not inline)."""
 
@@ -172,12 +177,14 @@ class PulumiStack:
         self._stack.set_config("imageTag", auto.ConfigValue(tag))
 
     def preview(self) -> None:
-        self._stack.preview(on_output=print, diff=True, refresh=self._refresh)
+        self._stack.preview(on_output=print, on_error=_print_error, diff=True, refresh=self._refresh)
 
     def up(self, message: str) -> UpOutcome:
         errors = _DeploymentErrors()
         try:
-            result = self._stack.up(on_output=print, on_event=errors, refresh=self._refresh, message=message)
+            result = self._stack.up(
+                on_output=print, on_error=_print_error, on_event=errors, refresh=self._refresh, message=message
+            )
         except auto.CommandError:
             # The engine's own account of the failure was streamed above.
             return UpOutcome(False, deployment_errors=errors.errors)
