@@ -64,6 +64,11 @@ def recorded_stack(entries: list[dict[str, object]], work_dir: Path) -> tuple[au
     return auto.Stack.select("dev", workspace), cli
 
 
+def no_git(commit: str) -> str | None:
+    """An ``AppVersionAt`` for a project without git: no commit is known."""
+    return None
+
+
 def update(
     start: str,
     *,

@@ -17,11 +17,7 @@ from ops.releases import (
     running_release,
     table,
 )
-from tests.releases_fakes import DATA, recorded, recorded_stack
-
-
-def no_git(commit: str) -> str | None:
-    return None
+from tests.releases_fakes import DATA, no_git, recorded, recorded_stack
 
 
 def dev_releases(tmp_path: Path) -> list[Release]:

@@ -9,17 +9,13 @@ import pytest
 from ops.image_check import ImageCheck
 from ops.release import UpOutcome, history_command, main, rollback_command, up_command
 from ops.releases import IMAGE_TAG_KEY, Refusal
-from tests.releases_fakes import FakeStack, update
+from tests.releases_fakes import FakeStack, no_git, update
 
 APP_VERSION = "0.9"
 DEADLINE = '* [ProgressDeadlineExceeded] ReplicaSet "k8s-demo-deployment-7d9" has timed out progressing.'
 OK = UpOutcome(True, {"update": 1, "same": 6})
 ROLLOUT_FAILED = UpOutcome(False, deployment_errors=[DEADLINE])
 OTHER_FAILURE = UpOutcome(False)
-
-
-def no_git(commit: str) -> str | None:
-    return None
 
 
 def exists(repository: str, tag: str) -> str | None:

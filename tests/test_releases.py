@@ -22,13 +22,9 @@ from ops.releases import (
     table,
     tag_in_message,
 )
-from tests.releases_fakes import update
+from tests.releases_fakes import no_git, update
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def no_git(commit: str) -> str | None:
-    return None
 
 
 def committed(version: str) -> AppVersionAt:
