@@ -357,10 +357,7 @@ def _roll_back_once(
 
 
 def ask_terminal() -> bool:
-    """Ask on the terminal whether to perform the update; without a terminal, refuse (pass --yes)."""
-    if not sys.stdin.isatty():
-        print("error: no terminal to confirm the update on; pass --yes (make up ARGS=--yes)", file=sys.stderr)
-        return False
+    """Ask on the terminal whether to perform the update."""
     return input("Do you want to perform this update? [y/N] ").strip().lower() in ("y", "yes")
 
 
@@ -401,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
                 app_version_at=git_app_version_at,
                 check=None if args.no_image_check else check_image,
             )
+        if not args.yes and not sys.stdin.isatty():
+            # As `pulumi up` does without a terminal: refuse before anything runs.
+            raise Refusal("no terminal to confirm the update on; pass --yes (make up ARGS=--yes)")
         deployer = PulumiStack.open(args.stack, create=True, refresh=args.refresh)
         return up_command(
             deployer,

@@ -159,6 +159,19 @@ def test_main_prints_a_refusal_and_exits_2(capsys: pytest.CaptureFixture[str], m
 # up, and the automatic rollback
 
 
+def test_up_without_a_terminal_or_yes_is_refused_before_anything(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr("ops.release.PulumiStack.open", lambda *args, **kwargs: opened.append("open"))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["up", "--stack", "dev"]) == 2
+    assert opened == []
+    assert capsys.readouterr().err == (
+        "error: no terminal to confirm the update on; pass --yes (make up ARGS=--yes)\nNothing was changed.\n"
+    )
+
+
 def test_up_that_succeeds_changes_nothing_else() -> None:
     stack = three_releases()
     stack.outcomes = [OK]
