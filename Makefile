@@ -11,8 +11,12 @@ BIN := $(VENV)/bin
 CHECKS_VENV ?= .venv-checks
 CHECKS_BIN := $(CHECKS_VENV)/bin
 STACK ?= dev
-# Extra flags for pulumi up/preview/destroy, e.g. ARGS=--yes
+# Extra flags, e.g. ARGS=--yes: pulumi preview/destroy take its flags; up takes --yes, --refresh,
+# --message (python -m ops.release up --help); rollback takes --no-image-check.
 ARGS ?=
+# make rollback TO=<release number or tag>; make history JSON=1 prints JSON.
+TO ?=
+JSON ?=
 
 # No account needed: state goes to a file backend inside the project unless
 # PULUMI_BACKEND_URL names another backend. That local backend encrypts
@@ -24,7 +28,7 @@ export PULUMI_CONFIG_PASSPHRASE :=
 endif
 endif
 
-.PHONY: help venv up preview destroy stack test lint typecheck unit bench-mocks \
+.PHONY: help venv up preview destroy login stack history rollback test lint typecheck unit bench-mocks \
         sandbox-tools sandbox sandbox-down e2e bench render checks checks-venv \
         workflow-checks pr-comment pr-preview
 
@@ -49,14 +53,25 @@ $(CHECKS_BIN)/.installed: requirements-checks.txt
 
 checks-venv: $(CHECKS_BIN)/.installed ## Create .venv-checks with the pinned check-only tools
 
-stack: venv
+login: venv
 	@command -v pulumi >/dev/null || { echo "pulumi CLI not found: install it (see README, Prerequisites)" >&2; exit 1; }
 	@mkdir -p .pulumi-state
 	pulumi login "$$PULUMI_BACKEND_URL" >/dev/null
+
+stack: login
 	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
 
-up: stack ## Deploy STACK (default dev): build the image if needed, wait for the rollout
-	pulumi up --stack $(STACK) $(ARGS)
+# ops.release up: pulumi up, and on a failed rollout (rollbackOnFailure) one rollback to the last good tag.
+up: stack ## Deploy STACK (default dev): build if needed, wait for the rollout, roll back if it fails
+	$(BIN)/python -m ops.release up --stack $(STACK) $(ARGS)
+
+# history and rollback never create a stack: a misspelt STACK is refused, not initialised.
+history: login ## STACK's releases, newest first (JSON=1 for JSON)
+	$(BIN)/python -m ops.release history --stack $(STACK) $(if $(JSON),--json) $(ARGS)
+
+rollback: login ## Deploy the tag of release TO=<number>, or TO=<tag>; waits for the rollout
+	@test -n "$(TO)" || { echo "make rollback needs TO=<release number or tag> (see make history)" >&2; exit 2; }
+	$(BIN)/python -m ops.release rollback --stack $(STACK) --to '$(TO)' $(ARGS)
 
 preview: stack ## Show what `make up` would change
 	pulumi preview --stack $(STACK) --diff $(ARGS)

@@ -60,6 +60,8 @@ _TAG_OR_MARKER = re.compile(rf"^(?:{_TAG.pattern[1:-1]}|{re.escape(APP_VERSION_T
 _DNS_LABEL_OR_MARKER = re.compile(rf"^(?:{_DNS_LABEL.pattern[1:-1]}|{re.escape(DERIVED_NAMESPACE)})$")
 _PERCENT = re.compile(r"^([0-9]{1,3})%$")
 _INTEGER = re.compile(r"^[+]?[0-9]+$")
+# The two spellings of a boolean the Pulumi CLI passes for a ``type: boolean`` key.
+_BOOLEANS = {"true": True, "false": False}
 # Kubernetes resource quantities as used for CPU and memory.
 _QUANTITY = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
 _QUANTITY_SUFFIXES = {
@@ -92,7 +94,18 @@ KNOWN_KEYS = (
     "cpuLimit",
     "memoryRequest",
     "memoryLimit",
+    "rollbackOnFailure",
 )
+
+#: What a tag to deploy may be; shared with the operator commands that take one (``ops.release rollback``).
+TAG_RULE = (
+    "must be a Docker tag (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-'), "
+    "not empty and not 'latest'"
+)
+#: What ``imageTag`` may be: a tag, or the marker of the app's version.
+IMAGE_TAG_RULE = f"{TAG_RULE}, or {APP_VERSION_TAG!r} for the app's version"
+#: Why ``latest`` is refused although Docker's grammar allows it.
+LATEST_REFUSED = "'latest' is refused: name the version, so rollback and history mean something"
 
 IntOrPercent = int | str
 T = TypeVar("T")
@@ -114,6 +127,8 @@ class Settings:
 
     ``max_surge`` and ``max_unavailable`` are a pod count (int) or a
     percentage string such as ``"25%"``. Times are in seconds.
+    ``rollback_on_failure`` is read only by ``ops.release up`` (``make up``):
+    the program itself deploys the same objects either way.
     """
 
     stack: str
@@ -129,6 +144,7 @@ class Settings:
     node_address: str
     namespace: str
     resources: Resources
+    rollback_on_failure: bool
 
     @property
     def change_cause(self) -> str:
@@ -206,6 +222,18 @@ def registry_host(repository: str) -> str | None:
     first, sep, _ = repository.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost"):
         return first
+    return None
+
+
+def image_tag_problem(tag: str) -> str | None:
+    """What is wrong with ``tag`` as a tag to deploy (``TAG_RULE``), or None when it is fine.
+
+    The ``app/VERSION`` marker is not a tag here: a caller that accepts it resolves it first.
+    """
+    if tag == "latest":
+        return LATEST_REFUSED
+    if not _TAG.match(tag):
+        return TAG_RULE
     return None
 
 
@@ -300,6 +328,9 @@ class _Reader:
         placeholder: IntOrPercent = 0
         return self._parse(key, placeholder, "must be an integer >= 0 or a percentage from 0% to 100%", parse)
 
+    def boolean(self, key: str) -> bool:
+        return self._parse(key, False, "must be true or false", _BOOLEANS.get)
+
     def matching(self, key: str, pattern: re.Pattern[str], allowed: str) -> str:
         return self._parse(key, "", allowed, lambda raw: raw if pattern.match(raw) else None)
 
@@ -354,15 +385,11 @@ def load_settings(
     """Read and validate every key; raise one ``pulumi.RunError`` listing all problems."""
     read = _Reader(config)
 
-    tag_rule = (
-        "must be a Docker tag (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-'), "
-        f"not empty and not 'latest', or {APP_VERSION_TAG!r} for the app's version"
-    )
-    image_tag = read.matching("imageTag", _TAG_OR_MARKER, tag_rule)
+    image_tag = read.matching("imageTag", _TAG_OR_MARKER, IMAGE_TAG_RULE)
     if image_tag == APP_VERSION_TAG:
         image_tag = app_version
     if image_tag == "latest":
-        read.bad("imageTag", image_tag, "'latest' is refused: name the version, so rollback and history mean something")
+        read.bad("imageTag", image_tag, LATEST_REFUSED)
 
     image_repository = read.matching(
         "imageRepository",
@@ -407,6 +434,7 @@ def load_settings(
     ):
         if request and limit and quantity_value(request) > quantity_value(limit):
             read.bad(request_key, request, f"must not exceed {config.name}:{limit_key} ({limit!r})")
+    rollback_on_failure = read.boolean("rollbackOnFailure")
     # A misspelt key would otherwise be ignored in silence and its default used.
     # (Pulumi.yaml declares every known key, and the CLI refuses values of the wrong type.)
     for key in sorted(configured_keys(config) - set(KNOWN_KEYS)):
@@ -434,4 +462,5 @@ def load_settings(
         node_address=node_address,
         namespace=namespace,
         resources=resources,
+        rollback_on_failure=rollback_on_failure,
     )

@@ -8,9 +8,11 @@ import pulumi
 import pytest
 
 from components.settings import (
+    TAG_RULE,
     Settings,
     StackConfig,
     default_namespace,
+    image_tag_problem,
     load_settings,
     registry_host,
     resolve_int_or_percent,
@@ -41,6 +43,30 @@ def test_new_stacks_default_to_one_replica(load: Load) -> None:
 
 def test_image_tag_marker_means_the_app_version(load: Load) -> None:
     assert load(imageTag="app/VERSION").image_tag == "0.2"
+
+
+def test_rollback_on_failure_defaults_to_on(load: Load) -> None:
+    assert load().rollback_on_failure is True
+
+
+def test_rollback_on_failure_can_be_turned_off(load: Load) -> None:
+    assert load(rollbackOnFailure="false").rollback_on_failure is False
+
+
+@pytest.mark.parametrize(
+    ("tag", "problem"),
+    [
+        ("0.1", None),
+        ("v1_2-rc.3", None),
+        ("latest", "'latest' is refused: name the version, so rollback and history mean something"),
+        ("has space", TAG_RULE),
+        ("-1", TAG_RULE),
+        ("", TAG_RULE),
+        ("app/VERSION", TAG_RULE),
+    ],
+)
+def test_image_tag_problem(tag: str, problem: str | None) -> None:
+    assert image_tag_problem(tag) == problem
 
 
 def test_node_port_zero_means_assigned(load: Load) -> None:
@@ -183,6 +209,9 @@ BAD = [
     ("cpuRequest", "lots", "Kubernetes quantity"),
     ("memoryLimit", "64MB", "Kubernetes quantity"),
     ("replica", "3", "unknown key"),
+    ("rollbackOnFailure", "yes", "true or false"),
+    ("rollbackOnFailure", "1", "true or false"),
+    ("rollbackOnFailure", "", "true or false"),
 ]
 
 

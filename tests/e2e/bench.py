@@ -6,6 +6,10 @@
 2. Each rollout against its floor, ceil(replicas / (maxSurge + maxUnavailable)) * minReadySeconds.
 3. A no-op ``pulumi up`` and ``pulumi preview``, as the project runs them (``refresh: always``
    in ``Pulumi.yaml``) and with that option removed: the price of seeing kubectl changes.
+4. ``make up`` of a tag that never becomes ready, with ``rollbackOnFailure``:
+   from its start to the previous tag fully available again, against its
+   floor, the failing rollout's own timeout plus a rollout of the old tag.
+   Needs the Python language host on PATH (``tests/e2e/operator.py``).
 
 Needs the sandbox tools (``make sandbox-tools``); starts and removes its own cluster.
 """
@@ -22,20 +26,25 @@ from pathlib import Path
 import yaml
 from pulumi import automation as auto
 
+from components.settings import PROJECT, StackConfig, load_settings
 from components.webapp import DEPLOYMENT_NAME
 from ops.render import kubernetes_objects
+from tests.e2e.operator import language_host_missing, make
 from tests.e2e.sandbox import (
+    BROKEN_SUFFIX,
     MAX_SURGE,
     MAX_UNAVAILABLE,
     MIN_READY_SECONDS,
     REPLICAS,
     ROLLOUT_FLOOR,
+    UNBUILT_APP_VERSION,
     Cluster,
     Project,
     running_cluster,
     tools_built,
     tools_dir,
 )
+from tests.e2e.test_e2e import SHORT_POD_READY
 from tools.mock_engine import project_key, run_program, stack_config
 
 KUBECTL_NAMESPACE = "k8s-demo-kubectl"
@@ -74,6 +83,31 @@ def kubectl_release(cluster: Cluster, tag: str, workdir: Path) -> None:
     cluster.kubectl("rollout", "status", f"deployment/{DEPLOYMENT_NAME}", "-n", KUBECTL_NAMESPACE, "--timeout=300s")
 
 
+def failing_rollout_timeout() -> int:
+    """Pulumi's await timeout for the dev stack with the short pod-ready budget, from the settings themselves."""
+    config = {**stack_config("dev"), project_key("podReadyTimeoutSeconds"): str(SHORT_POD_READY)}
+    settings = load_settings(
+        StackConfig(PROJECT, config), project=PROJECT, stack="dev", app_version=UNBUILT_APP_VERSION
+    )
+    return settings.rollout_timeout_seconds
+
+
+def auto_rollback(project: Project, stack: auto.Stack) -> float:
+    """``make up`` of a never-ready tag over the running one: seconds until the old tag is fully available again.
+
+    ``make up`` returns only after the rollback's own rollout completed, so its wall time is that span.
+    """
+    running = stack.get_config("imageTag").value
+    stack.set_config("podReadyTimeoutSeconds", auto.ConfigValue(str(SHORT_POD_READY)))
+    stack.set_config("imageTag", auto.ConfigValue(f"{running}{BROKEN_SUFFIX}"))
+    start = time.monotonic()
+    done = make(project, "up", "STACK=dev", "ARGS=--yes")
+    elapsed = time.monotonic() - start
+    if done.returncode == 0 or f"(tag {running}), recorded as release" not in done.stderr:
+        raise RuntimeError(f"make up did not fail and roll back to {running}:\n{done.stdout}\n{done.stderr}")
+    return elapsed
+
+
 def main() -> int:
     if not tools_built():
         print(f"sandbox tools are not built in {tools_dir()}: run `make sandbox-tools` first", file=sys.stderr)
@@ -93,6 +127,8 @@ def main() -> int:
             with refresh_option_removed(project):
                 noop_up_stale = timed(stack.up)
                 noop_preview_stale = timed(stack.preview)
+            missing = language_host_missing(project)
+            rolled_back = None if missing else auto_rollback(project, stack)
 
             # The tutorial's way, same cluster, same objects, own namespace.
             kubectl_release(cluster, "0.1", workdir)
@@ -114,6 +150,16 @@ def main() -> int:
             f"{noop_preview / noop_preview_stale:.2f} x with refresh",
         ),
     ]
+    failing_timeout = failing_rollout_timeout()
+    rollback_floor = failing_timeout + ROLLOUT_FLOOR
+    rollback_label = f"floor: failing timeout {failing_timeout} s + rollout"
+    if rolled_back is None:
+        rows.append(("make up, failed rollout -> rolled back", float("nan"), "not run"))
+        print(f"auto-rollback not measured: {missing}", file=sys.stderr)
+    else:
+        ratio = f"{rolled_back / rollback_floor:.2f} x floor"
+        rows.append(("make up, failed rollout -> rolled back", rolled_back, ratio))
+    rows.append((rollback_label, float(rollback_floor), ""))
     print(
         f"sandbox benchmark (kwok cluster, {REPLICAS} replicas, maxSurge {MAX_SURGE}, "
         f"maxUnavailable {MAX_UNAVAILABLE}, minReadySeconds {MIN_READY_SECONDS})"

@@ -1,0 +1,312 @@
+"""Releases of a stack, read from its update history: numbers, image tags, the rules of rollback.
+
+Pure functions over the Automation API's own ``UpdateSummary`` objects
+(``stack.history()``), shared by the command (``ops.release``) and its tests.
+
+A release is one ``update`` in the stack's history, succeeded or failed,
+numbered oldest first from 1. Pulumi's own ``version`` cannot number them: the
+file backend records 0 for every update. ``refresh`` and ``destroy`` deploy no
+tag, so they are not releases; a destroy after the newest release means
+nothing is running.
+
+The image tag of a release is the ``imageTag`` its update recorded. When that
+is the ``app/VERSION`` marker, the tag was the app's version at the time, found
+(in this order) in the update's message, where ``make up`` and ``make
+rollback`` write the image they deploy (``release_message``, the same text as
+the Deployment's change-cause); or as ``app/VERSION`` committed at the git
+commit the update recorded, provided the work tree was clean (``git.dirty``
+false) and the commit is in this repository. Otherwise (a plain ``pulumi up``
+from a modified work tree) it cannot be known from history, and the release
+shows ``?`` with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pulumi import automation as auto
+
+from components.settings import APP_VERSION_TAG, PROJECT, image_tag_problem
+
+#: The history kind of a ``pulumi up``; the only kind that is a release.
+UPDATE = "update"
+#: The history kind of a ``pulumi destroy``: after one, nothing runs.
+DESTROY = "destroy"
+#: The result of an update that finished without error.
+SUCCEEDED = "succeeded"
+#: The full config key of the tag.
+IMAGE_TAG_KEY = f"{PROJECT}:imageTag"
+#: Length of a commit shown in the table, as ``git log --oneline`` shows it.
+SHORT_COMMIT = 7
+#: The Deployment condition reason of a stalled rollout.
+PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
+#: Shown for a tag that history cannot tell.
+UNKNOWN_TAG = "?"
+
+#: ``app/VERSION`` as committed at a commit, or None when that commit is not in this repository.
+AppVersionAt = Callable[[str], str | None]
+
+_RELEASE_NUMBER = re.compile(r"^[0-9]+$")
+# The image in a release message: the repository may hold a registry port, so the tag is after the last colon.
+_MESSAGE_IMAGE = re.compile(r"\bimage (\S+):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}), stack \S+$")
+# Kubernetes' reasons in the provider's error, e.g. "[ProgressDeadlineExceeded] ReplicaSet ... timed out".
+_REASON = re.compile(r"\[([A-Za-z]+)\]\s*(.+)")
+
+
+class Refusal(Exception):
+    """A request refused before anything changed; the message says what is wrong and what is allowed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Release:
+    """One update of the stack, numbered oldest first from 1.
+
+    ``image_tag`` is None when history cannot tell it; ``tag_source`` then
+    says why, and otherwise where the tag came from. ``commit`` is the full
+    git commit the update recorded, empty when there was none.
+    ``start_time`` is in UTC.
+    """
+
+    number: int
+    start_time: datetime
+    result: str
+    recorded_tag: str
+    image_tag: str | None
+    tag_source: str
+    commit: str
+    dirty: bool
+    message: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result == SUCCEEDED
+
+    @property
+    def tag_label(self) -> str:
+        """The tag, or ``?`` when history cannot tell it."""
+        return self.image_tag if self.image_tag is not None else UNKNOWN_TAG
+
+    @property
+    def commit_label(self) -> str:
+        """The short commit, with ``-dirty`` when the work tree had changes."""
+        return self.commit[:SHORT_COMMIT] + ("-dirty" if self.dirty else "")
+
+    def as_json(self) -> dict[str, object]:
+        """The release for scripts (``make history JSON=1``); ``imageTag`` is null when unknown."""
+        return {
+            "release": self.number,
+            "time": self.start_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "imageTag": self.image_tag,
+            "recordedImageTag": self.recorded_tag,
+            "tagSource": self.tag_source,
+            "result": self.result,
+            "commit": self.commit,
+            "dirty": self.dirty,
+            "message": self.message,
+        }
+
+
+def release_message(action: str, repository: str, tag: str, stack: str) -> str:
+    """The update message ``make up`` and ``make rollback`` record: what was done, the image and the stack.
+
+    ``release_message("pulumi up", …)`` is the Deployment's change-cause
+    (``Settings.change_cause``), so history and ``kubectl rollout history`` read alike.
+    """
+    return f"{action}: image {repository}:{tag}, stack {stack}"
+
+
+def tag_in_message(message: str) -> str | None:
+    """The tag a ``release_message`` names, or None for any other message."""
+    match = _MESSAGE_IMAGE.search(message.strip().split("\n", 1)[0])
+    return match.group(2) if match else None
+
+
+def _tag_of(
+    config: Mapping[str, auto.ConfigValue], message: str, commit: str, dirty: bool, app_version_at: AppVersionAt
+) -> tuple[str, str | None, str]:
+    """(recorded tag, resolved tag or None, where it came from or why it is unknown)."""
+    recorded = config.get(IMAGE_TAG_KEY)
+    # A stack that never set the key deployed Pulumi.yaml's default, the marker.
+    recorded_tag = recorded.value if recorded is not None else APP_VERSION_TAG
+    if recorded_tag != APP_VERSION_TAG:
+        return recorded_tag, recorded_tag, "imageTag"
+    from_message = tag_in_message(message)
+    if from_message is not None:
+        return recorded_tag, from_message, "app/VERSION, named in the message"
+    if not commit:
+        return recorded_tag, None, "app/VERSION, and the update recorded no git commit"
+    short = commit[:SHORT_COMMIT]
+    if dirty:
+        return recorded_tag, None, f"app/VERSION of a modified work tree at {short}"
+    version = app_version_at(commit)
+    if version is None:
+        return recorded_tag, None, f"app/VERSION at {short}, a commit not in this repository"
+    return recorded_tag, version, f"app/VERSION at {short}"
+
+
+def releases(history: Sequence[auto.UpdateSummary], app_version_at: AppVersionAt) -> list[Release]:
+    """The updates of ``history`` (any order), oldest first, numbered from 1."""
+    updates = sorted((h for h in history if h.kind == UPDATE), key=lambda h: h.start_time)
+    found = []
+    for number, update in enumerate(updates, start=1):
+        environment = update.environment or {}
+        commit = environment.get("git.head", "")
+        dirty = environment.get("git.dirty") == "true"
+        message = update.message or ""
+        recorded, tag, source = _tag_of(update.config or {}, message, commit, dirty, app_version_at)
+        found.append(
+            Release(
+                number=number,
+                start_time=update.start_time,
+                result=update.result,
+                recorded_tag=recorded,
+                image_tag=tag,
+                tag_source=source,
+                commit=commit,
+                dirty=dirty,
+                message=message.strip().split("\n", 1)[0],
+            )
+        )
+    return found
+
+
+def running_release(history: Sequence[auto.UpdateSummary], numbered: Sequence[Release]) -> Release | None:
+    """The release the cluster runs: the newest one, if it succeeded and no destroy came after it."""
+    deploys = [h for h in history if h.kind in (UPDATE, DESTROY)]
+    if not numbered or not deploys:
+        return None
+    newest = max(deploys, key=lambda h: h.start_time)
+    if newest.kind == DESTROY or not numbered[-1].succeeded:
+        return None
+    return numbered[-1]
+
+
+def table(numbered: Sequence[Release]) -> str:
+    """The releases newest first, one row each, then a note for every tag history cannot tell."""
+    header = ("RELEASE", "TIME (UTC)", "IMAGE TAG", "RESULT", "COMMIT", "MESSAGE")
+    rows = [
+        (
+            str(r.number),
+            r.start_time.strftime("%Y-%m-%d %H:%M:%S"),
+            r.tag_label,
+            r.result,
+            r.commit_label,
+            r.message,
+        )
+        for r in reversed(numbered)
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+
+    def line(row: Sequence[str]) -> str:
+        # The release number right-aligned, as numbers are; the message last and unpadded.
+        cells = [
+            row[0].rjust(widths[0]),
+            *(cell.ljust(width) for cell, width in zip(row[1:-1], widths[1:], strict=True)),
+        ]
+        return "  ".join([*cells, row[-1]]).rstrip()
+
+    lines = [line(header), *(line(row) for row in rows)]
+    unknown = [r for r in reversed(numbered) if r.image_tag is None]
+    if unknown:
+        lines.append("")
+        lines.extend(
+            f"{UNKNOWN_TAG} release {r.number}: {r.tag_source}; deploy a tag by name (make rollback TO=<tag>)"
+            for r in unknown
+        )
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a rollback deploys: a tag, and the release it came from when chosen by number."""
+
+    tag: str
+    release: Release | None = None
+
+
+def rollback_target(value: str, numbered: Sequence[Release], running: Release | None) -> Target:
+    """The tag ``make rollback TO=<value>`` deploys; raises ``Refusal`` when there is none to deploy.
+
+    A value of digits only is a release number; anything else must be a tag
+    by the settings' rule (``components.settings.TAG_RULE``).
+    """
+    value = value.strip()
+    known = f"releases are 1 to {len(numbered)}" if numbered else "the stack has no release yet"
+    if _RELEASE_NUMBER.match(value):
+        number = int(value)
+        if not 1 <= number <= len(numbered):
+            raise Refusal(f"there is no release {number}: {known} (make history)")
+        release = numbered[number - 1]
+        if not release.succeeded:
+            raise Refusal(
+                f"release {number} (tag {release.tag_label}) {release.result}: its tag never ran completely; "
+                "choose a release that succeeded (make history)"
+            )
+        if release.image_tag is None:
+            raise Refusal(
+                f"the tag of release {number} cannot be known: {release.tag_source}; "
+                "roll back by tag instead: make rollback TO=<tag>"
+            )
+        target = Target(release.image_tag, release)
+    else:
+        problem = image_tag_problem(value)
+        if problem is not None:
+            raise Refusal(f"TO={value!r} is neither a release number ({known}) nor a valid tag ({problem})")
+        target = Target(value)
+    if running is not None and running.image_tag == target.tag:
+        raise Refusal(f"tag {target.tag} is already running (release {running.number}); nothing to roll back")
+    return target
+
+
+@dataclass(frozen=True)
+class AutoRollback:
+    """After a failed rollout: the release whose tag to deploy again, or why there is none."""
+
+    release: Release | None
+    why_not: str = ""
+
+
+def auto_rollback_target(before: Sequence[Release], failed_tag: str) -> AutoRollback:
+    """The last successful release before a failed rollout of ``failed_tag``, if deploying its tag can help.
+
+    ``before`` are the releases before the failed update. There is no target
+    when none succeeded, when its tag cannot be known, or when it is the
+    failed tag itself: then the failure came from another setting, and
+    deploying the same tag again would fail the same way.
+    """
+    last = next((r for r in reversed(before) if r.succeeded), None)
+    if last is None:
+        return AutoRollback(None, "no earlier release succeeded")
+    if last.image_tag is None:
+        return AutoRollback(
+            None, f"the tag of release {last.number}, the last that succeeded, is unknown: {last.tag_source}"
+        )
+    if last.image_tag == failed_tag:
+        return AutoRollback(
+            None,
+            f"release {last.number}, the last that succeeded, runs the same tag {failed_tag}: "
+            "the failure comes from another setting, which a rollback by tag cannot undo",
+        )
+    return AutoRollback(last)
+
+
+def rollout_reason(diagnostics: Sequence[str]) -> str:
+    """Kubernetes' reason from the Deployment's error diagnostics.
+
+    The provider lists the Deployment's conditions as ``[Reason] message``
+    lines; the most telling is the progress deadline. Without such a line,
+    the first line of the first diagnostic.
+    """
+    reasons = [match.groups() for text in diagnostics for match in _REASON.finditer(text)]
+    preferred = [found for found in reasons if found[0] == PROGRESS_DEADLINE] or reasons
+    if preferred:
+        reason, message = preferred[0]
+        return f"{reason}: {message.strip()}"
+    for text in diagnostics:
+        first = text.strip().split("\n", 1)[0].strip()
+        if first:
+            return first
+    return "the rollout did not complete"

@@ -1,0 +1,122 @@
+"""Test doubles for ``ops.release``: recorded CLI history through the Automation API, and a fake stack."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from pulumi import automation as auto
+
+from ops.release import UpOutcome
+from ops.releases import IMAGE_TAG_KEY
+from tools.mock_engine import stack_config
+
+#: ``pulumi stack history --json`` output captured from the sandbox (see tests/data/README.md).
+DATA = Path(__file__).resolve().parent / "data"
+#: Entries per page of ``pulumi stack history`` when no page size is given (the CLI's default).
+CLI_PAGE_SIZE = 10
+
+
+class RecordedCli(auto.PulumiCommand):
+    """A Pulumi CLI that answers ``stack history`` with recorded entries and every other command with nothing.
+
+    The Automation API parses the answer itself (``Stack.history``), so the
+    tests see exactly the ``UpdateSummary`` objects a real run gives. Like
+    the CLI, it pages: 10 entries unless ``--page-size``/``--page`` ask otherwise.
+    """
+
+    def __init__(self, entries: list[dict[str, object]]) -> None:
+        # No real CLI: nothing to locate or version-check.
+        self.command = "pulumi"
+        self.version = None
+        self.entries = entries
+        self.history_calls: list[list[str]] = []
+
+    def run(
+        self,
+        args: list[str],
+        cwd: str,
+        additional_env: Mapping[str, str],
+        on_output: auto.OnOutput | None = None,
+        on_error: auto.OnOutput | None = None,
+    ) -> auto.CommandResult:
+        if "history" not in args:
+            return auto.CommandResult(stdout="", stderr="", code=0)
+        self.history_calls.append(args)
+        size = int(args[args.index("--page-size") + 1]) if "--page-size" in args else CLI_PAGE_SIZE
+        page = int(args[args.index("--page") + 1]) if "--page" in args else 1
+        answer = self.entries[(page - 1) * size : page * size]
+        return auto.CommandResult(stdout=json.dumps(answer), stderr="", code=0)
+
+
+def recorded(name: str) -> list[dict[str, object]]:
+    """The entries of ``tests/data/<name>``, newest first as the CLI printed them."""
+    return list(json.loads((DATA / name).read_text()))
+
+
+def recorded_stack(entries: list[dict[str, object]], work_dir: Path) -> tuple[auto.Stack, RecordedCli]:
+    """An Automation API stack whose CLI answers ``stack history`` with ``entries``."""
+    cli = RecordedCli(entries)
+    workspace = auto.LocalWorkspace(work_dir=str(work_dir), pulumi_command=cli)
+    return auto.Stack.select("dev", workspace), cli
+
+
+def no_git(commit: str) -> str | None:
+    """An ``AppVersionAt`` for a project without git: no commit is known."""
+    return None
+
+
+def update(
+    start: str,
+    *,
+    tag: str | None,
+    result: str = "succeeded",
+    kind: str = "update",
+    commit: str = "",
+    dirty: bool = False,
+    message: str = "",
+) -> auto.UpdateSummary:
+    """One history entry, as the CLI records it; ``start`` is ``HH:MM`` on a fixed day; ``tag`` None omits the key."""
+    environment = {"git.head": commit, "git.dirty": json.dumps(dirty)} if commit else {}
+    config = {IMAGE_TAG_KEY: {"value": tag, "secret": False}} if tag is not None else {}
+    return auto.UpdateSummary(
+        kind=kind,
+        start_time=datetime.strptime(f"2026-11-27 {start}", "%Y-%m-%d %H:%M"),
+        message=message,
+        environment=environment,
+        config=config,
+        result=result,
+    )
+
+
+@dataclass
+class FakeStack:
+    """A stack for the commands: fixed history and config, scripted update outcomes, every call and message recorded."""
+
+    summaries: Sequence[auto.UpdateSummary]
+    outcomes: list[UpOutcome] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=lambda: stack_config("dev"))
+    calls: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    name: str = "dev"
+
+    def history(self) -> list[auto.UpdateSummary]:
+        return list(self.summaries)
+
+    def config(self) -> dict[str, str]:
+        return dict(self.values)
+
+    def set_image_tag(self, tag: str) -> None:
+        self.calls.append(f"set imageTag={tag}")
+        self.values[IMAGE_TAG_KEY] = tag
+
+    def preview(self) -> None:
+        self.calls.append("preview")
+
+    def up(self, message: str) -> UpOutcome:
+        self.calls.append("up")
+        self.messages.append(message)
+        return self.outcomes.pop(0)

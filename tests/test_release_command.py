@@ -1,0 +1,285 @@
+"""The release commands against a fake stack: what they print, what they change, what they refuse."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ops.image_check import ImageCheck
+from ops.release import UpOutcome, history_command, main, rollback_command, up_command
+from ops.releases import IMAGE_TAG_KEY, Refusal
+from tests.releases_fakes import FakeStack, no_git, update
+
+APP_VERSION = "0.9"
+DEADLINE = '* [ProgressDeadlineExceeded] ReplicaSet "k8s-demo-deployment-7d9" has timed out progressing.'
+OK = UpOutcome(True, {"update": 1, "same": 6})
+ROLLOUT_FAILED = UpOutcome(False, deployment_errors=[DEADLINE])
+OTHER_FAILURE = UpOutcome(False)
+
+
+def exists(repository: str, tag: str) -> str | None:
+    return None
+
+
+def missing(repository: str, tag: str) -> str | None:
+    return f"{repository}:{tag} is not an image in the default Docker engine"
+
+
+def three_releases() -> FakeStack:
+    return FakeStack([update("10:01", tag="0.1"), update("10:02", tag="0.2"), update("10:03", tag="0.3")])
+
+
+def rollback(stack: FakeStack, value: str, check: ImageCheck | None = exists) -> int:
+    return rollback_command(stack, value, app_version=APP_VERSION, app_version_at=no_git, check=check)
+
+
+def up(stack: FakeStack, *, confirm: bool | None = None) -> int:
+    answer = None if confirm is None else (lambda: confirm)
+    return up_command(stack, app_version=APP_VERSION, app_version_at=no_git, confirm=answer)
+
+
+# history
+
+
+def test_history_json_lists_releases_newest_first(capsys: pytest.CaptureFixture[str]) -> None:
+    history_command(three_releases(), no_git, as_json=True)
+    printed = json.loads(capsys.readouterr().out)
+    assert [(r["release"], r["imageTag"]) for r in printed] == [(3, "0.3"), (2, "0.2"), (1, "0.1")]
+
+
+def test_history_of_a_new_stack_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    history_command(FakeStack([]), no_git, as_json=False)
+    assert capsys.readouterr().out == "stack dev has no release yet: `make up` makes the first\n"
+
+
+# rollback
+
+
+def test_rollback_to_a_number_sets_its_tag_then_updates() -> None:
+    stack = three_releases()
+    stack.outcomes = [OK]
+    assert rollback(stack, "1") == 0
+    assert stack.calls == ["set imageTag=0.1", "up"]
+
+
+def test_rollback_to_a_tag_sets_that_tag() -> None:
+    stack = three_releases()
+    stack.outcomes = [OK]
+    rollback(stack, "0.0.7")
+    assert stack.values[IMAGE_TAG_KEY] == "0.0.7"
+
+
+def test_rollback_prints_what_changed(capsys: pytest.CaptureFixture[str]) -> None:
+    stack = three_releases()
+    stack.values[IMAGE_TAG_KEY] = "0.3"
+    stack.outcomes = [OK]
+    rollback(stack, "1")
+    assert capsys.readouterr().out.splitlines()[-3:] == [
+        "Rolled back stack dev to tag 0.1 (release 1), recorded as release 4.",
+        "  imageTag: 0.3 -> 0.1",
+        "  resources: 6 same, 1 update",
+    ]
+
+
+def test_rollback_records_what_it_deploys_as_the_message() -> None:
+    stack = three_releases()
+    stack.outcomes = [OK]
+    rollback(stack, "1")
+    assert stack.messages == ["rollback to release 1: image k8s-demo:0.1, stack dev"]
+
+
+def test_a_failed_rollback_says_so_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    stack = three_releases()
+    stack.outcomes = [ROLLOUT_FAILED]
+    assert rollback(stack, "1") == 1
+    assert "error: the rollback to 0.1 failed (release 4): ProgressDeadlineExceeded" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("value", "refusal"),
+    [
+        ("7", "there is no release 7"),
+        ("3", "tag 0.3 is already running"),
+        ("not a tag", "neither a release number"),
+    ],
+)
+def test_a_refused_rollback_changes_nothing(value: str, refusal: str) -> None:
+    stack = three_releases()
+    with pytest.raises(Refusal, match=refusal):
+        rollback(stack, value)
+    assert stack.calls == []
+
+
+def test_a_failed_release_is_refused_and_changes_nothing() -> None:
+    stack = FakeStack([update("10:01", tag="0.1"), update("10:02", tag="0.2-broken", result="failed")])
+    with pytest.raises(Refusal, match=r"release 2 \(tag 0\.2-broken\) failed"):
+        rollback(stack, "2")
+    assert stack.calls == []
+
+
+def test_a_tag_missing_where_the_cluster_pulls_is_refused_and_changes_nothing() -> None:
+    stack = three_releases()
+    with pytest.raises(Refusal, match=r"^k8s-demo:0\.1 is not an image in the default Docker engine$"):
+        rollback(stack, "1", check=missing)
+    assert stack.calls == []
+
+
+def test_the_image_check_gets_the_stack_repository_and_the_tag() -> None:
+    stack = three_releases()
+    stack.values["k8s-demo:imageRepository"] = "registry.example.com/team/k8s-demo"
+    stack.outcomes = [OK]
+    asked: list[tuple[str, str]] = []
+
+    def check(repository: str, tag: str) -> str | None:
+        asked.append((repository, tag))
+        return None
+
+    rollback(stack, "2", check=check)
+    assert asked == [("registry.example.com/team/k8s-demo", "0.2")]
+
+
+def test_a_rollback_into_invalid_config_is_refused_and_changes_nothing() -> None:
+    stack = three_releases()
+    stack.values["k8s-demo:replicas"] = "many"
+    with pytest.raises(Refusal, match=r"k8s-demo:replicas = 'many': must be an integer >= 0"):
+        rollback(stack, "1")
+    assert stack.calls == []
+
+
+def test_main_prints_a_refusal_and_exits_2(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    stack = three_releases()
+    monkeypatch.setattr("ops.release.PulumiStack.open", lambda *args, **kwargs: stack)
+    assert main(["rollback", "--stack", "dev", "--to", "9", "--no-image-check"]) == 2
+    assert capsys.readouterr().err == (
+        "error: there is no release 9: releases are 1 to 3 (make history)\nNothing was changed.\n"
+    )
+
+
+# up, and the automatic rollback
+
+
+def test_up_without_a_terminal_or_yes_is_refused_before_anything(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr("ops.release.PulumiStack.open", lambda *args, **kwargs: opened.append("open"))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["up", "--stack", "dev"]) == 2
+    assert opened == []
+    assert capsys.readouterr().err == (
+        "error: no terminal to confirm the update on; pass --yes (make up ARGS=--yes)\nNothing was changed.\n"
+    )
+
+
+def test_up_that_succeeds_changes_nothing_else() -> None:
+    stack = three_releases()
+    stack.outcomes = [OK]
+    assert up(stack) == 0
+    assert stack.calls == ["up"]
+
+
+def test_up_records_the_change_cause_as_the_message() -> None:
+    stack = three_releases()
+    stack.outcomes = [OK]
+    up(stack)
+    assert stack.messages == [f"pulumi up: image k8s-demo:{APP_VERSION}, stack dev"]
+
+
+def test_up_asks_after_the_preview() -> None:
+    stack = three_releases()
+    stack.outcomes = [OK]
+    up(stack, confirm=True)
+    assert stack.calls == ["preview", "up"]
+
+
+def test_up_declined_changes_nothing() -> None:
+    stack = three_releases()
+    assert up(stack, confirm=False) == 1
+    assert stack.calls == ["preview"]
+
+
+def test_a_failed_rollout_rolls_back_to_the_last_successful_tag() -> None:
+    stack = three_releases()
+    stack.values[IMAGE_TAG_KEY] = "0.4-broken"
+    stack.outcomes = [ROLLOUT_FAILED, OK]
+    assert up(stack) == 1
+    assert stack.calls == ["up", "set imageTag=0.3", "up"]
+
+
+def test_the_automatic_rollback_records_why_as_the_message() -> None:
+    stack = three_releases()
+    stack.values[IMAGE_TAG_KEY] = "0.4-broken"
+    stack.outcomes = [ROLLOUT_FAILED, OK]
+    up(stack)
+    assert stack.messages[1] == (
+        "automatic rollback to release 3 after release 4 (tag 0.4-broken) failed: image k8s-demo:0.3, stack dev"
+    )
+
+
+def test_the_automatic_rollback_message(capsys: pytest.CaptureFixture[str]) -> None:
+    stack = three_releases()
+    stack.values[IMAGE_TAG_KEY] = "0.4-broken"
+    stack.outcomes = [ROLLOUT_FAILED, OK]
+    up(stack)
+    assert capsys.readouterr().err == (
+        "error: release 4 (tag 0.4-broken) failed: "
+        'ProgressDeadlineExceeded: ReplicaSet "k8s-demo-deployment-7d9" has timed out progressing.\n'
+        "Rolled back to release 3 (tag 0.3), recorded as release 5: the rollout completed and imageTag is now 0.3.\n"
+        "To release again: fix the cause, then `pulumi config set imageTag <new tag>` "
+        "(or `pulumi config rm imageTag` to deploy app/VERSION) and `make up`.\n"
+    )
+
+
+def test_a_failed_rollback_is_tried_once_and_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    stack = three_releases()
+    stack.values[IMAGE_TAG_KEY] = "0.4-broken"
+    stack.outcomes = [ROLLOUT_FAILED, ROLLOUT_FAILED]
+    assert up(stack) == 1
+    assert stack.calls == ["up", "set imageTag=0.3", "up"]
+    assert "The rollback to release 3 (tag 0.3) failed too (release 5): ProgressDeadlineExceeded" in (
+        capsys.readouterr().err
+    )
+
+
+def test_rollback_on_failure_off_keeps_pulumis_behaviour(capsys: pytest.CaptureFixture[str]) -> None:
+    stack = three_releases()
+    stack.values[IMAGE_TAG_KEY] = "0.4-broken"
+    stack.values["k8s-demo:rollbackOnFailure"] = "false"
+    stack.outcomes = [ROLLOUT_FAILED]
+    assert up(stack) == 1
+    assert stack.calls == ["up"]
+    assert "rollbackOnFailure is false: nothing was rolled back" in capsys.readouterr().err
+
+
+def test_a_failure_that_is_not_a_rollout_is_not_rolled_back() -> None:
+    stack = three_releases()
+    stack.values[IMAGE_TAG_KEY] = "0.4"
+    stack.outcomes = [OTHER_FAILURE]
+    assert up(stack) == 1
+    assert stack.calls == ["up"]
+
+
+def test_a_failed_first_release_is_not_rolled_back(capsys: pytest.CaptureFixture[str]) -> None:
+    stack = FakeStack([])
+    stack.values[IMAGE_TAG_KEY] = "0.1-broken"
+    stack.outcomes = [ROLLOUT_FAILED]
+    up(stack)
+    assert stack.calls == ["up"]
+    assert capsys.readouterr().err.endswith("Not rolled back: no earlier release succeeded.\n")
+
+
+def test_a_failed_config_change_under_the_same_tag_is_not_rolled_back() -> None:
+    stack = three_releases()
+    stack.values[IMAGE_TAG_KEY] = "0.3"
+    stack.outcomes = [ROLLOUT_FAILED]
+    up(stack)
+    assert stack.calls == ["up"]
+
+
+def test_up_with_invalid_config_is_refused_before_any_update() -> None:
+    stack = three_releases()
+    stack.values["k8s-demo:rollbackOnFailure"] = "maybe"
+    with pytest.raises(Refusal, match=r"k8s-demo:rollbackOnFailure = 'maybe': must be true or false"):
+        up(stack)
+    assert stack.calls == []

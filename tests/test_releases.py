@@ -1,0 +1,309 @@
+"""Releases from update history: numbering, tags, the rollback rules and the automatic rollback's choice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pulumi
+import pytest
+from pulumi import automation as auto
+
+from components.settings import TAG_RULE, load_settings
+from ops.releases import (
+    AppVersionAt,
+    Refusal,
+    Release,
+    auto_rollback_target,
+    release_message,
+    releases,
+    rollback_target,
+    rollout_reason,
+    running_release,
+    table,
+    tag_in_message,
+)
+from tests.releases_fakes import no_git, update
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def committed(version: str) -> AppVersionAt:
+    def at(commit: str) -> str | None:
+        return version if commit == COMMIT else None
+
+    return at
+
+
+def numbered(*entries: auto.UpdateSummary) -> list[Release]:
+    return releases(list(entries), no_git)
+
+
+# Numbering and what counts as a release.
+
+
+def test_releases_are_numbered_oldest_first_whatever_the_history_order() -> None:
+    found = numbered(update("10:02", tag="0.2"), update("10:01", tag="0.1"), update("10:03", tag="0.3"))
+    assert [(r.number, r.image_tag) for r in found] == [(1, "0.1"), (2, "0.2"), (3, "0.3")]
+
+
+def test_failed_updates_are_releases_too() -> None:
+    found = numbered(update("10:01", tag="0.1"), update("10:02", tag="0.2-broken", result="failed"))
+    assert [(r.number, r.result) for r in found] == [(1, "succeeded"), (2, "failed")]
+
+
+def test_refresh_and_destroy_are_not_releases() -> None:
+    found = numbered(
+        update("10:01", tag="0.1"),
+        update("10:02", tag="0.1", kind="refresh"),
+        update("10:03", tag="0.1", kind="destroy"),
+        update("10:04", tag="0.2"),
+    )
+    assert [(r.number, r.image_tag) for r in found] == [(1, "0.1"), (2, "0.2")]
+
+
+def test_message_keeps_its_first_line() -> None:
+    (found,) = numbered(update("10:01", tag="0.1", message="Release 0.1\n\nLong body"))
+    assert found.message == "Release 0.1"
+
+
+# The tag of a release.
+
+
+def test_an_explicit_tag_is_the_recorded_one() -> None:
+    (found,) = releases([update("10:01", tag="0.1", commit=COMMIT)], committed("9.9"))
+    assert (found.image_tag, found.tag_source) == ("0.1", "imageTag")
+
+
+def test_the_marker_is_app_version_at_the_recorded_commit() -> None:
+    (found,) = releases([update("10:01", tag="app/VERSION", commit=COMMIT)], committed("0.2"))
+    assert (found.image_tag, found.tag_source) == ("0.2", "app/VERSION at 0123456")
+
+
+def test_an_unset_tag_is_the_marker() -> None:
+    (found,) = releases([update("10:01", tag=None, commit=COMMIT)], committed("0.2"))
+    assert (found.recorded_tag, found.image_tag) == ("app/VERSION", "0.2")
+
+
+def test_the_marker_is_the_image_named_in_the_message() -> None:
+    entry = update(
+        "10:01",
+        tag="app/VERSION",
+        commit=COMMIT,
+        dirty=True,
+        message=release_message("pulumi up", "localhost:5001/k8s-demo", "0.2", "dev"),
+    )
+    (found,) = numbered(entry)
+    assert (found.image_tag, found.tag_source) == ("0.2", "app/VERSION, named in the message")
+
+
+def test_the_message_of_make_up_is_the_change_cause(config: Callable[..., pulumi.Config]) -> None:
+    settings = load_settings(config(imageTag="0.7"), project="k8s-demo", stack="dev", app_version="0.9")
+    assert settings.change_cause == release_message("pulumi up", "k8s-demo", "0.7", "dev")
+    assert tag_in_message(settings.change_cause) == "0.7"
+
+
+@pytest.mark.parametrize("message", ["Release 0.2", "image k8s-demo:0.2", "image k8s-demo:has space, stack dev", ""])
+def test_other_messages_name_no_tag(message: str) -> None:
+    assert tag_in_message(message) is None
+
+
+def test_the_marker_of_a_modified_work_tree_is_unknown() -> None:
+    entry = update("10:01", tag="app/VERSION", commit=COMMIT, dirty=True)
+    (found,) = releases([entry], committed("0.2"))
+    assert (found.image_tag, found.tag_source) == (None, "app/VERSION of a modified work tree at 0123456")
+
+
+def test_the_marker_at_an_unknown_commit_is_unknown() -> None:
+    (found,) = numbered(update("10:01", tag="app/VERSION", commit=COMMIT))
+    assert (found.image_tag, found.tag_source) == (None, "app/VERSION at 0123456, a commit not in this repository")
+
+
+def test_the_marker_without_git_is_unknown() -> None:
+    (found,) = numbered(update("10:01", tag="app/VERSION"))
+    assert (found.image_tag, found.tag_source) == (None, "app/VERSION, and the update recorded no git commit")
+
+
+# What runs now.
+
+
+def test_the_newest_successful_release_is_running() -> None:
+    history = [update("10:01", tag="0.1"), update("10:02", tag="0.2")]
+    running = running_release(history, releases(history, no_git))
+    assert running is not None
+    assert running.number == 2
+
+
+def test_nothing_is_running_after_a_failed_release() -> None:
+    history = [update("10:01", tag="0.1"), update("10:02", tag="0.2-broken", result="failed")]
+    assert running_release(history, releases(history, no_git)) is None
+
+
+def test_nothing_is_running_after_a_destroy() -> None:
+    history = [update("10:01", tag="0.1"), update("10:02", tag="0.1", kind="destroy")]
+    assert running_release(history, releases(history, no_git)) is None
+
+
+def test_a_refresh_does_not_stop_a_release_running() -> None:
+    history = [update("10:01", tag="0.1"), update("10:02", tag="0.1", kind="refresh")]
+    running = running_release(history, releases(history, no_git))
+    assert running is not None
+    assert running.image_tag == "0.1"
+
+
+# The table.
+
+
+def test_table_is_newest_first_with_every_column() -> None:
+    found = numbered(
+        update("10:01", tag="0.1", commit=COMMIT, message="First"),
+        update("10:02", tag="0.2-broken", result="failed", commit=COMMIT, dirty=True, message="Second"),
+    )
+    assert table(found).splitlines() == [
+        "RELEASE  TIME (UTC)           IMAGE TAG   RESULT     COMMIT         MESSAGE",
+        "      2  2026-11-27 10:02:00  0.2-broken  failed     0123456-dirty  Second",
+        "      1  2026-11-27 10:01:00  0.1         succeeded  0123456        First",
+    ]
+
+
+def test_table_explains_an_unknown_tag() -> None:
+    found = numbered(update("10:01", tag="app/VERSION", commit=COMMIT, dirty=True))
+    lines = table(found).splitlines()
+    assert lines[1].split()[3] == "?"
+    assert lines[-1] == (
+        "? release 1: app/VERSION of a modified work tree at 0123456; deploy a tag by name (make rollback TO=<tag>)"
+    )
+
+
+def test_json_form_of_a_release() -> None:
+    (found,) = numbered(update("10:01", tag="0.1", commit=COMMIT, message="First"))
+    assert found.as_json() == {
+        "release": 1,
+        "time": "2026-11-27T10:01:00Z",
+        "imageTag": "0.1",
+        "recordedImageTag": "0.1",
+        "tagSource": "imageTag",
+        "result": "succeeded",
+        "commit": COMMIT,
+        "dirty": False,
+        "message": "First",
+    }
+
+
+# The rollback target and its refusals.
+
+THREE = [update("10:01", tag="0.1"), update("10:02", tag="0.2-broken", result="failed"), update("10:03", tag="0.3")]
+
+
+def target(value: str, history: Sequence[auto.UpdateSummary] = THREE) -> str:
+    found = releases(history, no_git)
+    return rollback_target(value, found, running_release(history, found)).tag
+
+
+def test_a_release_number_means_its_tag() -> None:
+    assert target("1") == "0.1"
+
+
+def test_a_tag_means_itself() -> None:
+    assert target("0.0.9") == "0.0.9"
+
+
+@pytest.mark.parametrize("value", ["0", "4", "99"])
+def test_a_release_that_does_not_exist_is_refused(value: str) -> None:
+    with pytest.raises(Refusal, match=rf"^there is no release {value}: releases are 1 to 3 \(make history\)$"):
+        target(value)
+
+
+def test_a_number_on_a_stack_without_releases_is_refused() -> None:
+    with pytest.raises(Refusal, match=r"^there is no release 1: the stack has no release yet"):
+        target("1", [])
+
+
+def test_a_failed_release_is_refused() -> None:
+    with pytest.raises(Refusal, match=r"^release 2 \(tag 0\.2-broken\) failed: its tag never ran completely"):
+        target("2")
+
+
+def test_the_running_release_is_refused() -> None:
+    with pytest.raises(Refusal, match=r"^tag 0\.3 is already running \(release 3\); nothing to roll back$"):
+        target("3")
+
+
+def test_the_running_tag_by_name_is_refused() -> None:
+    with pytest.raises(Refusal, match=r"^tag 0\.3 is already running \(release 3\)"):
+        target("0.3")
+
+
+@pytest.mark.parametrize("value", ["has space", "-1", "v/1", "app/VERSION", ""])
+def test_neither_number_nor_tag_is_refused_with_the_tag_rule(value: str) -> None:
+    with pytest.raises(Refusal) as refused:
+        target(value)
+    assert str(refused.value) == (
+        f"TO={value!r} is neither a release number (releases are 1 to 3) nor a valid tag ({TAG_RULE})"
+    )
+
+
+def test_latest_is_refused_as_settings_refuse_it() -> None:
+    with pytest.raises(Refusal, match=r"nor a valid tag \('latest' is refused: name the version"):
+        target("latest")
+
+
+def test_a_release_with_an_unknown_tag_is_refused() -> None:
+    history = [update("10:01", tag="app/VERSION", commit=COMMIT, dirty=True), update("10:02", tag="0.3")]
+    with pytest.raises(Refusal, match=r"^the tag of release 1 cannot be known: app/VERSION of a modified work tree"):
+        target("1", history)
+
+
+# The automatic rollback's choice.
+
+
+def test_auto_rollback_picks_the_last_successful_release() -> None:
+    before = numbered(
+        update("10:01", tag="0.1"), update("10:02", tag="0.2"), update("10:03", tag="0.3", result="failed")
+    )
+    decision = auto_rollback_target(before, "0.4-broken")
+    assert decision.release is not None
+    assert (decision.release.number, decision.release.image_tag) == (2, "0.2")
+
+
+def test_auto_rollback_has_no_target_without_a_successful_release() -> None:
+    before = numbered(update("10:01", tag="0.1", result="failed"))
+    assert auto_rollback_target(before, "0.2-broken").why_not == "no earlier release succeeded"
+
+
+def test_auto_rollback_never_redeploys_the_failed_tag() -> None:
+    # The same tag failed after a config change: deploying it again would fail the same way, and could loop.
+    before = numbered(update("10:01", tag="0.1"))
+    decision = auto_rollback_target(before, "0.1")
+    assert decision.release is None
+    assert decision.why_not.startswith("release 1, the last that succeeded, runs the same tag 0.1")
+
+
+def test_auto_rollback_has_no_target_when_the_last_good_tag_is_unknown() -> None:
+    before = numbered(update("10:01", tag="app/VERSION", commit=COMMIT, dirty=True))
+    decision = auto_rollback_target(before, "0.2-broken")
+    assert decision.release is None
+    assert decision.why_not.startswith("the tag of release 1, the last that succeeded, is unknown")
+
+
+# Kubernetes' reason.
+
+
+def test_reason_prefers_the_progress_deadline() -> None:
+    diagnostic = (
+        "2 errors occurred:\n"
+        "* [MinimumReplicasUnavailable] Deployment does not have minimum availability.\n"
+        '* [ProgressDeadlineExceeded] ReplicaSet "web-1" has timed out progressing.'
+    )
+    assert rollout_reason([diagnostic]) == 'ProgressDeadlineExceeded: ReplicaSet "web-1" has timed out progressing.'
+
+
+def test_reason_is_any_bracketed_reason_without_a_deadline() -> None:
+    assert rollout_reason(["* [CrashLoopBackOff] back-off restarting failed container"]) == (
+        "CrashLoopBackOff: back-off restarting failed container"
+    )
+
+
+def test_reason_falls_back_to_the_first_line() -> None:
+    assert rollout_reason(["\n'k8s-demo-deployment' timed out waiting to be Ready\nmore"]) == (
+        "'k8s-demo-deployment' timed out waiting to be Ready"
+    )
