@@ -163,8 +163,10 @@ sandbox: ## Start the local sandbox cluster; prints its kubeconfig path
 sandbox-down: ## Remove the local sandbox cluster
 	bash sandbox/down.sh
 
+# Two workers, one scenario file each at a time (--dist loadfile), each on a sandbox cluster
+# and Docker engine of its own: the scenarios mostly wait on minReadySeconds, so two fit in 2 cores.
 e2e: venv ## End-to-end suite: real pulumi up against the sandbox (needs make sandbox-tools)
-	$(BIN)/python -m pytest -m e2e tests/e2e -v
+	$(BIN)/python -m pytest -m e2e tests/e2e -v -n 2 --dist loadfile
 
 bench: venv ## Sandbox benchmark: pulumi up vs kubectl apply, rollout vs its floor
 	$(BIN)/python -m tests.e2e.bench

@@ -116,18 +116,28 @@ class Deployer(Protocol):
 
 
 class _DeploymentErrors:
-    """An ``on_event`` callback that keeps the error diagnostics reported on a Deployment."""
+    """An ``on_event`` callback that keeps what the engine reported on a Deployment: its error
+    diagnostics, then its progress lines (which carry Kubernetes' verdict on the rollout)."""
 
     def __init__(self) -> None:
         self._urns: set[str] = set()
-        self.errors: list[str] = []
+        self._failures: list[str] = []
+        self._progress: list[str] = []
+
+    @property
+    def errors(self) -> list[str]:
+        return [*self._failures, *self._progress]
 
     def __call__(self, event: auto.EngineEvent) -> None:
         if event.resource_pre_event is not None and event.resource_pre_event.metadata.type == DEPLOYMENT_TYPE:
             self._urns.add(event.resource_pre_event.metadata.urn)
         diagnostic = event.diagnostic_event
-        if diagnostic is not None and diagnostic.severity == "error" and diagnostic.urn in self._urns:
-            self.errors.append(diagnostic.message)
+        if diagnostic is None or diagnostic.urn not in self._urns:
+            return
+        if diagnostic.severity == "error":
+            self._failures.append(diagnostic.message)
+        elif diagnostic.ephemeral:
+            self._progress.append(diagnostic.message)
 
 
 def _print_error(line: str) -> None:

@@ -54,6 +54,9 @@ _RELEASE_NUMBER = re.compile(r"^[0-9]+$")
 _MESSAGE_IMAGE = re.compile(r"\bimage (\S+):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}), stack \S+$")
 # Kubernetes' reasons in the provider's error, e.g. "[ProgressDeadlineExceeded] ReplicaSet ... timed out".
 _REASON = re.compile(r"\[([A-Za-z]+)\]\s*(.+)")
+# The Deployment's progress line under its pulumi.com/waitFor conditions (components/webapp.py):
+# 'Waiting for {...reason}=NewReplicaSetAvailable (found "ProgressDeadlineExceeded")'.
+_VERDICT = re.compile(r'\.reason\}=NewReplicaSetAvailable \(found "([A-Za-z]+)"\)')
 
 
 class Refusal(Exception):
@@ -294,17 +297,26 @@ def auto_rollback_target(before: Sequence[Release], failed_tag: str) -> AutoRoll
 
 
 def rollout_reason(diagnostics: Sequence[str]) -> str:
-    """Kubernetes' reason from the Deployment's error diagnostics.
+    """Kubernetes' reason from what the engine reported on the Deployment.
 
-    The provider lists the Deployment's conditions as ``[Reason] message``
-    lines; the most telling is the progress deadline. Without such a line,
-    the first line of the first diagnostic.
+    ``diagnostics`` are its error diagnostics and its progress lines. The
+    progress line carries Kubernetes' verdict on the rollout (the Progressing
+    condition's reason, e.g. ``ProgressDeadlineExceeded``); a provider's own
+    await instead lists conditions as ``[Reason] message``. The progress
+    deadline is the most telling; without any reason, the first line of the
+    first diagnostic.
     """
     reasons = [match.groups() for text in diagnostics for match in _REASON.finditer(text)]
-    preferred = [found for found in reasons if found[0] == PROGRESS_DEADLINE] or reasons
-    if preferred:
-        reason, message = preferred[0]
+    verdicts = [match.group(1) for text in diagnostics for match in _VERDICT.finditer(text)]
+    deadline = [found for found in reasons if found[0] == PROGRESS_DEADLINE]
+    if deadline or reasons:
+        reason, message = (deadline or reasons)[0]
         return f"{reason}: {message.strip()}"
+    if verdicts:
+        last = verdicts[-1]
+        if last == PROGRESS_DEADLINE:
+            return f"{PROGRESS_DEADLINE}: the rollout made no progress within the Deployment's progress deadline"
+        return f"{last}: the rollout did not complete within its timeout"
     for text in diagnostics:
         first = text.strip().split("\n", 1)[0].strip()
         if first:

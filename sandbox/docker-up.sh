@@ -107,6 +107,9 @@ if ip link show "$DOCKER_BRIDGE" >/dev/null 2>&1; then
   # Left over from a crashed run (docker-down.sh removes it): start afresh.
   ip link del "$DOCKER_BRIDGE"
 fi
+# Sandboxes started side by side (make e2e runs two) pick and claim a subnet one at a time.
+exec 8>"$(dirname "$CACHE")/.docker-subnet.lock"
+flock 8
 SUBNET="$(pick_subnet)" || die "no free 172.31.X.0/24 for the bridge: every one overlaps a route"
 GATEWAY="${SUBNET%.0/24}.1"
 log "bridge $DOCKER_BRIDGE on $SUBNET (gateway $GATEWAY)"
@@ -114,6 +117,8 @@ printf 'BRIDGE=%s\nSUBNET=%s\n' "$DOCKER_BRIDGE" "$SUBNET" >"$BRIDGE_ENV"
 ip link add name "$DOCKER_BRIDGE" type bridge
 ip addr add "$GATEWAY/24" dev "$DOCKER_BRIDGE"
 ip link set "$DOCKER_BRIDGE" up
+flock -u 8
+exec 8>&-
 
 # ------------------------------------------------------------ containerd
 # Our own containerd: without --containerd, dockerd would attach to a system

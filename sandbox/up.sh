@@ -86,6 +86,12 @@ create() {
   echo "$want_sha" >"$STAMP"
 }
 
+# kwokctl picks the components' free ports when it creates a cluster, and they
+# are bound only once it starts: two sandboxes created side by side (make e2e
+# runs two) could pick the same port. Create or start one at a time, until its
+# API server serves.
+exec 7>"$(dirname "$CACHE")/.sandbox-create.lock"
+flock 7
 if cluster_exists; then
   if [ "$(cat "$STAMP" 2>/dev/null)" != "$want_sha" ]; then
     log "cluster $NAME was created from another config: recreating it"
@@ -119,6 +125,8 @@ wait_for() { # wait_for DESCRIPTION COMMAND...
   done
 }
 wait_for "the API server (/readyz)" served
+flock -u 7
+exec 7>&-
 # The service-account controller (kube-controller-manager) is working.
 wait_for "the default service account" kc -n default get serviceaccount default
 

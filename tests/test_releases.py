@@ -297,6 +297,18 @@ def test_reason_prefers_the_progress_deadline() -> None:
     assert rollout_reason([diagnostic]) == 'ProgressDeadlineExceeded: ReplicaSet "web-1" has timed out progressing.'
 
 
+def test_reason_is_the_verdict_of_the_progress_line() -> None:
+    progress = [
+        'Waiting for {.status.conditions[?(@.type=="Progressing")].reason}=NewReplicaSetAvailable '
+        '(found "ReplicaSetUpdated")',
+        'Waiting for {.status.conditions[?(@.type=="Progressing")].reason}=NewReplicaSetAvailable '
+        '(found "ProgressDeadlineExceeded")',
+    ]
+    assert rollout_reason(["1 error occurred:\n* timed out waiting for the condition", *progress]) == (
+        "ProgressDeadlineExceeded: the rollout made no progress within the Deployment's progress deadline"
+    )
+
+
 def test_reason_is_any_bracketed_reason_without_a_deadline() -> None:
     assert rollout_reason(["* [CrashLoopBackOff] back-off restarting failed container"]) == (
         "CrashLoopBackOff: back-off restarting failed container"

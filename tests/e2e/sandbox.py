@@ -1,15 +1,12 @@
 """Drives the real Pulumi engine against the local sandbox cluster, for the e2e suite and ``make bench``.
 
-What is real: the Pulumi CLI and engine, the Kubernetes provider plugin, the
-API server, etcd, controller manager (Deployment and ReplicaSet controllers)
-and scheduler. What is simulated: kwok plays the kubelet, so pods run no
+Everything on the user's path is real: the Pulumi CLI runs the project's own
+``__main__.py`` from a project directory through the Python language host
+(``pulumi-language-python``), the Docker provider builds ``app/`` in the
+sandbox's own Docker engine, and the Kubernetes provider deploys to the API
+server, etcd, controller manager (Deployment and ReplicaSet controllers) and
+scheduler. What is simulated: kwok plays the kubelet, so pods run no
 containers and are marked ready by kwok.
-
-The Python language host (``pulumi-language-python``) cannot be built here
-(its Go module is not served by the module proxy), so the program runs through
-the Automation API's inline mode: the Python SDK serves the language runtime
-itself and the real CLI connects to it (``pulumi up --client=…``). Everything
-after the program's resource registrations is the ordinary engine path.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ import json
 import math
 import os
 import queue
-import runpy
 import shutil
 import subprocess
 import sys
@@ -35,8 +31,10 @@ from pulumi import automation as auto
 
 REPO = Path(__file__).resolve().parents[2]
 SANDBOX_DIR = REPO / "sandbox"
-#: The e2e copy of the app declares this version, so tags 0.1, 0.2, … are never built.
-UNBUILT_APP_VERSION = "99.0-e2e"
+#: The app's version in this checkout (``app/VERSION``): the tag a release builds.
+APP_VERSION = (REPO / "app" / "VERSION").read_text(encoding="utf-8").strip()
+#: The language host and its exec shim: the only binaries the suite puts on the CLI's PATH.
+LANGUAGE_HOST = ("pulumi-language-python", "pulumi-language-python-exec")
 #: kwok never marks pods of an image whose tag ends with this ready (sandbox/kwok-stages.yaml).
 BROKEN_SUFFIX = "-broken"
 #: The dev stack's rollout shape (Pulumi.yaml defaults and Pulumi.dev.yaml), as the e2e suite and bench expect it.
@@ -57,10 +55,29 @@ def tools_built() -> bool:
 
 @dataclass
 class Cluster:
-    """A running sandbox cluster, reached only through its own kubeconfig."""
+    """A running sandbox cluster, reached only through its own kubeconfig, and its own Docker engine."""
 
     kubeconfig: Path
     kubectl_bin: Path
+    docker_host: str
+
+    def docker(self, *args: str) -> str:
+        """The docker client against the sandbox's engine only."""
+        result = subprocess.run(
+            ["docker", *args],
+            env={**os.environ, "DOCKER_HOST": self.docker_host},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def images(self) -> set[str]:
+        """``repository:tag`` of every image in the sandbox's engine."""
+        return set(self.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").split())
 
     def kubectl(self, *args: str) -> str:
         result = subprocess.run(
@@ -92,14 +109,21 @@ def running_cluster(name: str, workdir: Path) -> Iterator[Cluster]:
     if started.returncode != 0:
         raise RuntimeError(f"sandbox/up.sh failed:\n{started.stderr}")
     kubeconfig = Path(started.stdout.strip().splitlines()[-1])
+    # sandbox/docker-common.sh: the engine of cluster <name> lives in $KWOK_WORKDIR/docker/<name>.
+    docker_host = f"unix://{workdir / 'docker' / name / 'docker.sock'}"
     try:
-        yield Cluster(kubeconfig=kubeconfig, kubectl_bin=tools_dir() / "bin" / "kubectl")
+        yield Cluster(kubeconfig=kubeconfig, kubectl_bin=tools_dir() / "bin" / "kubectl", docker_host=docker_host)
     finally:
         subprocess.run(["bash", str(SANDBOX_DIR / "down.sh")], env=env, capture_output=True, timeout=300, check=False)
 
 
 class Project:
-    """A throwaway copy of the project with its own file state backend, driven by the real CLI."""
+    """A throwaway copy of the project with its own file state backend, driven by the real CLI.
+
+    The CLI runs the copy's ``__main__.py`` through the language host, with the
+    suite's own venv as the copy's ``.venv`` (where ``Pulumi.yaml`` looks), as
+    ``make up`` does on a user's machine.
+    """
 
     def __init__(self, workdir: Path, cluster: Cluster) -> None:
         self.dir = workdir / "project"
@@ -109,30 +133,29 @@ class Project:
             self.dir,
             ignore=shutil.ignore_patterns(".git", ".venv*", "build", "__pycache__", ".*_cache", ".pulumi-state"),
         )
-        (self.dir / "app" / "VERSION").write_text(f"{UNBUILT_APP_VERSION}\n")
+        (self.dir / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
         state = workdir / "state"
         state.mkdir()
         tools = tools_dir()
+        # Only the language host goes on PATH: providers come from PULUMI_HOME, as users install them.
+        host_dir = workdir / "language-host"
+        host_dir.mkdir()
+        for name in LANGUAGE_HOST:
+            (host_dir / name).symlink_to(tools / "bin" / name)
         self.env = {
             "PULUMI_BACKEND_URL": f"file://{state}",
             "PULUMI_CONFIG_PASSPHRASE": "e2e",
             "PULUMI_HOME": str(tools / "pulumi-home"),
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            # The provider binary sits beside the CLI on PATH; use the installed plugin, as users do.
-            "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
+            "PATH": os.pathsep.join([str(host_dir), os.environ.get("PATH", "")]),
             # Belt and braces: even a provider that ignored kubernetes:kubeconfig would find only the sandbox.
             "KUBECONFIG": str(cluster.kubeconfig),
+            # The Docker provider builds in the sandbox's engine, never in another one.
+            "DOCKER_HOST": cluster.docker_host,
         }
         self.command = auto.PulumiCommand(root=str(tools), skip_version_check=True)
-        self._main = self.dir / "__main__.py"
-        self.workspace = auto.LocalWorkspace(
-            work_dir=str(self.dir), program=self.program, env_vars=self.env, pulumi_command=self.command
-        )
-
-    def program(self) -> None:
-        """The project's own ``__main__.py`` (of the copy), run by the inline language runtime."""
-        runpy.run_path(str(self._main), run_name="__main__")
+        self.workspace = auto.LocalWorkspace(work_dir=str(self.dir), env_vars=self.env, pulumi_command=self.command)
 
     def stack(self, name: str, *, kubeconfig_config: bool = True) -> auto.Stack:
         """Select or create a stack; by default point ``kubernetes:kubeconfig`` at the sandbox."""
@@ -141,17 +164,15 @@ class Project:
             selected.set_config("kubernetes:kubeconfig", auto.ConfigValue(str(self.cluster.kubeconfig)))
         return selected
 
-    def policy_workspace(self) -> auto.LocalWorkspace:
-        """A workspace that finds the policy-pack starter (sandbox/pulumi-analyzer-policy-python) on PATH.
+    def write_app(self, version: str, greeting: str) -> None:
+        """Edit the copy's app as the walkthrough does: ``echo <version> > app/VERSION``, the page's greeting."""
+        (self.dir / "app" / "VERSION").write_text(f"{version}\n", encoding="utf-8")
+        page = (REPO / "app" / "index.html").read_text(encoding="utf-8")
+        (self.dir / "app" / "index.html").write_text(page.replace("Hello Kubernetes!", greeting), encoding="utf-8")
 
-        The engine looks for that analyzer only on PATH, so ambient plugins are allowed here.
-        """
-        env = {k: v for k, v in self.env.items() if k != "PULUMI_IGNORE_AMBIENT_PLUGINS"}
-        python_bin = Path(sys.executable).parent
-        env["PATH"] = os.pathsep.join([str(SANDBOX_DIR), str(python_bin), os.environ.get("PATH", "")])
-        return auto.LocalWorkspace(
-            work_dir=str(self.dir), program=self.program, env_vars=env, pulumi_command=self.command
-        )
+    def restore_app(self) -> None:
+        """``git checkout app/``: the app as committed."""
+        shutil.copytree(REPO / "app", self.dir / "app", dirs_exist_ok=True)
 
 
 @dataclass

@@ -3,8 +3,11 @@
 The steps build on each other in file order (deploy 0.1, release 0.2, history,
 rollback, failed rollout, interrupted updates, review stack), as the
 tutorial's do; each step is a module fixture and each test checks one
-behaviour of it. Tags are deployed without building: the project copy
-declares an app version no tag here uses.
+behaviour of it. They follow the README's walkthrough in a copy of the
+project: the CLI runs ``__main__.py`` through the Python language host, and
+the app's own version is built by the Docker provider in the sandbox's engine
+(0.1 after ``echo 0.1 > app/VERSION``, then 0.2 as committed); any other tag
+is deployed by tag and builds nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pytest
 from pulumi import automation as auto
 
 from tests.e2e.sandbox import (
+    APP_VERSION,
     BROKEN_SUFFIX,
     MAX_SURGE,
     MAX_UNAVAILABLE,
@@ -40,9 +44,9 @@ pytestmark = pytest.mark.e2e
 NS = "k8s-demo-dev"
 DEPLOYMENT = "k8s-demo-deployment"
 SERVICE = "k8s-demo-svc"
-#: For the failed rollout: a short pod-ready budget, so the progress deadline is 2 * (5 + 3) = 16 s
-#: and pulumi's await timeout 5 batches * 8 s + 16 s = 56 s.
-SHORT_POD_READY = 5
+#: For the failed rollout: a short pod-ready budget, so the progress deadline is 2 * (2 + 3) = 10 s
+#: and pulumi's await timeout 5 batches * 5 s + 10 s = 35 s. (kwok marks a pod ready within a second.)
+SHORT_POD_READY = 2
 FAILED_ROLLOUT_TIMEOUT = 5 * (SHORT_POD_READY + MIN_READY_SECONDS) + 2 * (SHORT_POD_READY + MIN_READY_SECONDS)
 
 
@@ -139,19 +143,32 @@ class FirstDeploy:
     stack: auto.Stack
     preview: auto.PreviewResult
     up: auto.UpResult
+    images: set[str]
 
 
 @pytest.fixture(scope="module")
-def first_deploy(e2e_project: Project) -> FirstDeploy:
+def first_deploy(e2e_project: Project, e2e_cluster: Cluster) -> FirstDeploy:
+    # Walkthrough step 1: recreate the tutorial's first version, then deploy it.
+    e2e_project.write_app("0.1", "Hello Docker!")
     stack = e2e_project.stack("dev")
-    set_tag(stack, "0.1")
     preview = stack.preview()
-    return FirstDeploy(stack, preview, stack.up())
+    up = stack.up()
+    return FirstDeploy(stack, preview, up, e2e_cluster.images())
+
+
+def test_first_deploy_builds_0_1_in_the_sandbox_engine(first_deploy: FirstDeploy) -> None:
+    assert first_deploy.up.outputs["imageBuilt"].value is True
+    assert image("0.1") in first_deploy.images
+
+
+def test_first_deploy_records_the_build_in_the_state(first_deploy: FirstDeploy) -> None:
+    images = [r for r in checkpoint(first_deploy.stack).get("resources", []) if r["type"] == "docker:index/image:Image"]
+    assert [r["outputs"]["imageName"] for r in images] == [image("0.1")]
 
 
 def test_preview_plans_every_object_and_changes_nothing(first_deploy: FirstDeploy) -> None:
-    # Stack, 2 components, namespace, deployment, service, network policy (providers are not counted).
-    assert first_deploy.preview.change_summary == {"create": 7}
+    # Stack, 2 components, the image, namespace, deployment, service, network policy (providers are not counted).
+    assert first_deploy.preview.change_summary == {"create": 8}
 
 
 def test_up_makes_all_ten_replicas_available(first_deploy: FirstDeploy, e2e_cluster: Cluster) -> None:
@@ -184,7 +201,7 @@ def test_stack_outputs(first_deploy: FirstDeploy) -> None:
         "deploymentName": DEPLOYMENT,
         "serviceName": SERVICE,
         "image": image("0.1"),
-        "imageBuilt": False,
+        "imageBuilt": True,
         "nodePort": node_port,
         "url": f"http://127.0.0.1:{node_port}/",
     }
@@ -194,9 +211,17 @@ def test_stack_outputs(first_deploy: FirstDeploy) -> None:
 
 
 @pytest.fixture(scope="module")
-def release(first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Step:
-    set_tag(first_deploy.stack, "0.2")
+def release(first_deploy: FirstDeploy, e2e_project: Project, e2e_cluster: Cluster) -> Step:
+    # Walkthrough step 3: `git checkout app/` puts 0.2 back, and `up` builds and rolls it out.
+    e2e_project.restore_app()
     return watched_up(first_deploy.stack, e2e_cluster)
+
+
+def test_release_builds_the_app_version(release: Step, e2e_cluster: Cluster) -> None:
+    assert APP_VERSION == "0.2"
+    assert release.up is not None
+    assert release.up.outputs["imageBuilt"].value is True
+    assert image("0.2") in e2e_cluster.images()
 
 
 def test_release_was_observed_mid_rollout(release: Step) -> None:
@@ -247,15 +272,17 @@ class Rollback:
     after: dict[str, dict[str, str]]
     step: Step
     resource_types: set[str]
+    images_before: set[str]
+    images_after: set[str]
 
 
 @pytest.fixture(scope="module")
 def rollback(release: Step, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> Rollback:
-    before = replica_sets(e2e_cluster)
+    before, images_before = replica_sets(e2e_cluster), e2e_cluster.images()
     set_tag(first_deploy.stack, "0.1")
     step = watched_up(first_deploy.stack, e2e_cluster)
     types = {r["type"] for r in checkpoint(first_deploy.stack).get("resources", [])}
-    return Rollback(before, replica_sets(e2e_cluster), step, types)
+    return Rollback(before, replica_sets(e2e_cluster), step, types, images_before, e2e_cluster.images())
 
 
 def test_rollback_returns_only_when_0_1_runs_everywhere(rollback: Rollback) -> None:
@@ -275,6 +302,7 @@ def test_rollback_builds_nothing(rollback: Rollback) -> None:
     assert rollback.step.up is not None
     assert rollback.step.up.outputs["imageBuilt"].value is False
     assert not {t for t in rollback.resource_types if t.startswith("docker:")}
+    assert rollback.images_after == rollback.images_before
 
 
 # Issue 7, defect 1: every return to a template whose ReplicaSet exists waits for the whole rollout.
@@ -283,11 +311,12 @@ def test_rollback_builds_nothing(rollback: Rollback) -> None:
 
 @pytest.fixture(scope="module")
 def flips(rollback: Rollback, first_deploy: FirstDeploy, e2e_cluster: Cluster) -> list[Step]:
-    steps = [rollback.step]
-    for tag in ("0.2", "0.1"):
-        set_tag(first_deploy.stack, tag)
-        steps.append(watched_up(first_deploy.stack, e2e_cluster))
-    return steps
+    stack = first_deploy.stack
+    # "To release the current code again: pulumi config rm imageTag && pulumi up" (the build is cached).
+    stack.remove_config("imageTag")
+    again = watched_up(stack, e2e_cluster)
+    set_tag(stack, "0.1")
+    return [rollback.step, again, watched_up(stack, e2e_cluster)]
 
 
 def test_every_flip_returns_only_when_the_rollout_is_complete(flips: list[Step]) -> None:
@@ -407,19 +436,18 @@ class PolicyRun:
 
 @pytest.fixture(scope="module")
 def policy_run(first_deploy: FirstDeploy, e2e_project: Project) -> PolicyRun:
-    workspace = e2e_project.policy_workspace()
+    # `pulumi preview --policy-pack policy`: the CLI starts the pack through the language host.
     pack = [str(e2e_project.dir / "policy")]
-    dev = auto.Stack.select("dev", workspace).preview(policy_packs=pack).stdout
+    dev = first_deploy.stack.preview(policy_packs=pack).stdout
     # A stack that is neither dev nor a review stack, left at the default of 1 replica.
-    staging = auto.Stack.create_or_select("staging", workspace)
-    staging.set_config("kubernetes:kubeconfig", auto.ConfigValue(str(e2e_project.cluster.kubeconfig)))
+    staging = e2e_project.stack("staging")
     set_tag(staging, "0.1")
     try:
         staging.preview(policy_packs=pack)
         error = ""
     except auto.CommandError as failure:
         error = str(failure)
-    workspace.remove_stack("staging")
+    e2e_project.workspace.remove_stack("staging")
     return PolicyRun(dev, error)
 
 
@@ -630,10 +658,9 @@ class ReviewStack:
 @pytest.fixture(scope="module")
 def review_stack(sigkill: Interrupted, e2e_project: Project, e2e_cluster: Cluster) -> ReviewStack:
     namespace = "k8s-demo-pr-42"
-    # Not even kubernetes:kubeconfig: the provider finds the sandbox through KUBECONFIG. The one
-    # key set is the tag, because the default (the app version) would need a Docker build.
+    # No config at all, as a review stack in CI: the provider finds the sandbox through KUBECONFIG,
+    # and the pull request's code (the app's version) is built.
     stack = e2e_project.stack("pr-42", kubeconfig_config=False)
-    set_tag(stack, "0.1")
     stack.up()
     deployment = deployment_status(e2e_cluster, namespace)
     had = e2e_cluster.exists("namespace", namespace)

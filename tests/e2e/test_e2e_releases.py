@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
-from tests.e2e.operator import language_host_missing, make
+from tests.e2e.operator import make
 from tests.e2e.sandbox import (
     BROKEN_SUFFIX,
     MAX_SURGE,
@@ -66,9 +66,6 @@ def watched(project: Project, cluster: Cluster, *args: str) -> Step:
 
 @pytest.fixture(scope="module")
 def stack(e2e_project: Project) -> auto.Stack:
-    missing = language_host_missing(e2e_project)
-    if missing:
-        pytest.fail(missing)
     created = e2e_project.stack(STACK)
     # The dev rollout shape, so availability bounds mean the same as in the rest of the suite.
     created.set_config("replicas", auto.ConfigValue(str(REPLICAS)))
