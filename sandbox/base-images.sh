@@ -19,6 +19,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/docker-common.sh"
 WORK="$CACHE/base-images"
 DEBS="$WORK/debs"
+# The .debs and root filesystems are built in the shared cache: sandboxes started
+# side by side (make e2e runs two) build their engines' images one at a time.
+mkdir -p "$WORK"
+exec 9>"$WORK/.lock"
+flock 9
 
 log() { echo "sandbox-base-images: $*" >&2; }
 die() { echo "sandbox-base-images: ERROR: $*" >&2; exit 1; }

@@ -137,7 +137,8 @@ class Project:
         state = workdir / "state"
         state.mkdir()
         tools = tools_dir()
-        # Only the language host goes on PATH: providers come from PULUMI_HOME, as users install them.
+        # The language host goes on PATH, where the CLI looks for it; providers come from PULUMI_HOME only
+        # (not from PATH: the Automation API puts the CLI's own directory, with the providers, on it).
         host_dir = workdir / "language-host"
         host_dir.mkdir()
         for name in LANGUAGE_HOST:
@@ -149,6 +150,7 @@ class Project:
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PATH": os.pathsep.join([str(host_dir), os.environ.get("PATH", "")]),
+            "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
             # Belt and braces: even a provider that ignored kubernetes:kubeconfig would find only the sandbox.
             "KUBECONFIG": str(cluster.kubeconfig),
             # The Docker provider builds in the sandbox's engine, never in another one.
