@@ -17,7 +17,7 @@ _MAKE_UP_ARGS = re.compile(r"\bmake up\b[^\n]*?\bARGS=(\"[^\"]*\"|'[^']*'|\S+)")
 
 
 def make_up_args() -> list[tuple[str, str]]:
-    found = []
+    found: list[tuple[str, str]] = []
     for path in WORKFLOWS:
         for block in run_blocks(path):
             found.extend((path.name, match.group(1)) for match in _MAKE_UP_ARGS.finditer(block.script))
