@@ -154,7 +154,7 @@ bench-mocks: venv ## Time the program under mocks, per stack
 
 # Local Kubernetes sandbox: real API server, controllers, scheduler, Pulumi engine
 # and provider, built from Go modules; pods are simulated by kwok.
-sandbox-tools: ## Build the sandbox tools into a per-user cache (cold: about 45 min on 2 cores)
+sandbox-tools: ## Build the sandbox tools into a per-user cache (cold: about 40 min on 2 cores)
 	bash sandbox/build-tools.sh
 
 sandbox: ## Start the local sandbox cluster; prints its kubeconfig path

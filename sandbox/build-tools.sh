@@ -7,7 +7,7 @@
 #   pulumi-resource-docker.
 # Versions and commits come from sandbox/versions.env; the cache dir is printed
 # by sandbox/tools-path.sh.  Each tool is built only when missing, so a second
-# run takes seconds.  A cold build takes about an hour on 2 cores.
+# run takes seconds.  A cold build took about 40 min on 2 cores (with other builds running).
 # Nothing fetched or built is kept in the repository: only this recipe.
 #
 # Environment:

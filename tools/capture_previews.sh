@@ -2,23 +2,22 @@
 # Capture the real `pulumi preview --refresh --json` documents (and their --event-log
 # files) that tests/test_pr_comment.py renders into golden comments. Runs the real
 # Pulumi CLI, the Python language host and the Kubernetes provider against a sandbox
-# cluster of its own, in a throwaway copy of the project whose app/VERSION is not a
-# deployed tag, so nothing is built (the sandbox has no Docker provider).
+# cluster of its own (no Docker engine: SANDBOX_DOCKER=0), in a throwaway copy of the
+# project whose app/VERSION is not a deployed tag, so nothing is built and the
+# captures do not depend on an image build.
 #
-# Needs: the sandbox tools (make sandbox-tools), `make venv`, and a directory holding
-# pulumi-language-python on LANGHOST_BIN (it cannot be built from the module proxy here).
-# Usage: LANGHOST_BIN=/path/to/bin bash tools/capture_previews.sh [OUT_DIR]
-#        (default OUT_DIR: tests/data/pr_comment)
+# Needs: the sandbox tools (make sandbox-tools, which builds the language host too)
+# and `make venv`.
+# Usage: bash tools/capture_previews.sh [OUT_DIR]   (default OUT_DIR: tests/data/pr_comment)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$(cd "${1:-$repo/tests/data/pr_comment}" && pwd)"
 tools="$("$repo/sandbox/tools-path.sh")"
 [ -f "$tools/.complete" ] || { echo "sandbox tools not built in $tools: run make sandbox-tools" >&2; exit 1; }
-[ -x "${LANGHOST_BIN:-}/pulumi-language-python" ] || { echo "LANGHOST_BIN must hold pulumi-language-python" >&2; exit 1; }
 
 work="$(mktemp -d /tmp/pr-comment-capture.XXXXXX)"
-export SANDBOX_NAME="pr-comment-capture-$$" KWOK_WORKDIR="$work/kwok"
+export SANDBOX_NAME="pr-comment-capture-$$" KWOK_WORKDIR="$work/kwok" SANDBOX_DOCKER=0
 cleanup() { bash "$repo/sandbox/down.sh" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 
@@ -34,7 +33,7 @@ export PULUMI_BACKEND_URL="file://$work/state" PULUMI_CONFIG_PASSPHRASE=capture
 export PULUMI_HOME="$tools/pulumi-home" PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 # The CLI offers --event-log only with this set.
 export PULUMI_DEBUG_COMMANDS=true
-export KUBECONFIG="$kubeconfig" PATH="$LANGHOST_BIN:$tools/bin:$PATH"
+export KUBECONFIG="$kubeconfig" PATH="$tools/bin:$PATH" PULUMI_IGNORE_AMBIENT_PLUGINS=true
 cd "$project"
 
 # capture NAME STACK: one preview with the policy pack, as the preview job runs it;

@@ -53,6 +53,14 @@ def tools_built() -> bool:
     return (tools_dir() / ".complete").is_file()
 
 
+def _checked(argv: list[str], *, env: dict[str, str] | None, timeout: float) -> str:
+    """The command's stdout; its stderr in the error when it fails."""
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{Path(argv[0]).name} {' '.join(argv[1:])} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
 @dataclass
 class Cluster:
     """A running sandbox cluster, reached only through its own kubeconfig, and its own Docker engine."""
@@ -63,33 +71,14 @@ class Cluster:
 
     def docker(self, *args: str) -> str:
         """The docker client against the sandbox's engine only."""
-        result = subprocess.run(
-            ["docker", *args],
-            env={**os.environ, "DOCKER_HOST": self.docker_host},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"docker {' '.join(args)} failed: {result.stderr.strip()}")
-        return result.stdout
+        return _checked(["docker", *args], env={**os.environ, "DOCKER_HOST": self.docker_host}, timeout=120)
 
     def images(self) -> set[str]:
         """``repository:tag`` of every image in the sandbox's engine."""
         return set(self.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").split())
 
     def kubectl(self, *args: str) -> str:
-        result = subprocess.run(
-            [str(self.kubectl_bin), "--kubeconfig", str(self.kubeconfig), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-        return result.stdout
+        return _checked([str(self.kubectl_bin), "--kubeconfig", str(self.kubeconfig), *args], env=None, timeout=60)
 
     def get(self, kind: str, namespace: str, *extra: str) -> dict[str, Any]:
         return dict(json.loads(self.kubectl("get", kind, "-n", namespace, "-o", "json", *extra)))
