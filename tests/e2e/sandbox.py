@@ -90,17 +90,21 @@ class Cluster:
 
 @contextmanager
 def running_cluster(name: str, workdir: Path) -> Iterator[Cluster]:
-    """Start a sandbox cluster of its own (name, work dir), yield it, then delete it."""
+    """Start a sandbox cluster of its own (name, work dir), yield it, then delete it.
+
+    It is deleted even when starting it failed half-way (a cluster up, its Docker engine not), so
+    a failed start leaves no process, bridge or mount behind.
+    """
     env = {**os.environ, "SANDBOX_NAME": name, "KWOK_WORKDIR": str(workdir)}
-    started = subprocess.run(
-        ["bash", str(SANDBOX_DIR / "up.sh")], env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    if started.returncode != 0:
-        raise RuntimeError(f"sandbox/up.sh failed:\n{started.stderr}")
-    kubeconfig = Path(started.stdout.strip().splitlines()[-1])
-    # sandbox/docker-common.sh: the engine of cluster <name> lives in $KWOK_WORKDIR/docker/<name>.
-    docker_host = f"unix://{workdir / 'docker' / name / 'docker.sock'}"
     try:
+        started = subprocess.run(
+            ["bash", str(SANDBOX_DIR / "up.sh")], env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        if started.returncode != 0:
+            raise RuntimeError(f"sandbox/up.sh failed:\n{started.stderr}")
+        kubeconfig = Path(started.stdout.strip().splitlines()[-1])
+        # sandbox/docker-common.sh: the engine of cluster <name> lives in $KWOK_WORKDIR/docker/<name>.
+        docker_host = f"unix://{workdir / 'docker' / name / 'docker.sock'}"
         yield Cluster(kubeconfig=kubeconfig, kubectl_bin=tools_dir() / "bin" / "kubectl", docker_host=docker_host)
     finally:
         subprocess.run(["bash", str(SANDBOX_DIR / "down.sh")], env=env, capture_output=True, timeout=300, check=False)
