@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build the pinned local-sandbox tools into a per-user cache:
 #   etcd, kwok, kwokctl, kube-apiserver, kube-controller-manager,
-#   kube-scheduler, kubectl, pulumi, pulumi-resource-kubernetes, registry
-#   (from Go modules), and from git sources at pinned commits (the module
-#   proxy does not serve them): pulumi-language-python (+ its exec shim) and
-#   pulumi-resource-docker.
+#   kube-scheduler, kubectl, kubelet, kube-proxy, pulumi,
+#   pulumi-resource-kubernetes, registry, cri-dockerd (from Go modules); the
+#   sandbox's own pause binary (sandbox/pause); and from git sources at pinned
+#   commits (the module proxy does not serve them): pulumi-language-python
+#   (+ its exec shim) and pulumi-resource-docker.
 # Versions and commits come from sandbox/versions.env; the cache dir is printed
 # by sandbox/tools-path.sh.  Each tool is built only when missing, so a second
 # run takes seconds.  A cold build took about 40 min on 2 cores (with other builds running).
@@ -51,7 +52,7 @@ case "$gover" in
   *) echo "build-tools: need Go >= 1.26 (kwok $KWOK_VERSION requires it), have $gover" >&2; exit 1 ;;
 esac
 
-TOTAL=12
+TOTAL=14
 start_all=$SECONDS
 step_start=$SECONDS
 step() { # step N "message"
@@ -199,7 +200,8 @@ fi
 "$BIN/kwokctl" --version >/dev/null || die "kwokctl --version failed"
 
 # ---------------------------------------------------------------- 3. kubernetes
-K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+# kubelet and kube-proxy are the real node's (sandbox/node-up.sh).
+K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 if have "${K8S_BINS[@]}"; then
   echo "[3/$TOTAL] ${K8S_BINS[*]} $KUBERNETES_VERSION: already built"
 else
@@ -239,6 +241,7 @@ else
 fi
 grep -qx "Kubernetes $KUBERNETES_VERSION" <<<"$("$BIN/kube-apiserver" --version)" || die "kube-apiserver --version is not $KUBERNETES_VERSION"
 grep -q "Client Version: $KUBERNETES_VERSION" <<<"$("$BIN/kubectl" version --client)" || die "kubectl client version is not $KUBERNETES_VERSION"
+grep -qx "Kubernetes $KUBERNETES_VERSION" <<<"$("$BIN/kubelet" --version)" || die "kubelet --version is not $KUBERNETES_VERSION"
 
 # ---------------------------------------------------------------- 4. pulumi CLI
 if have pulumi; then
@@ -421,6 +424,40 @@ else
   done_step
 fi
 grep -q " $DISTRIBUTION_VERSION\$" <<<"$("$BIN/registry" --version)" || die "registry --version is not $DISTRIBUTION_VERSION"
+
+# ---------------------------------------------------------------- 13. cri-dockerd
+# The real node's container runtime interface on the sandbox's own dockerd.
+# `go install` refuses the module (its go.mod has replace directives), so it
+# is built in a writable copy of the module, resolving with -mod=mod.
+if have cri-dockerd; then
+  echo "[13/$TOTAL] cri-dockerd $CRI_DOCKERD_VERSION: already built"
+else
+  step 13 "building cri-dockerd $CRI_DOCKERD_VERSION ..."
+  src="$(mod_field "github.com/Mirantis/cri-dockerd@$CRI_DOCKERD_VERSION" Dir)"
+  [ -d "$src" ] || die "cannot download github.com/Mirantis/cri-dockerd@$CRI_DOCKERD_VERSION"
+  w="$WORK/cri-dockerd"
+  rm -rf "$w"
+  cp -r "$src" "$w"
+  chmod -R u+w "$w"
+  (cd "$w" && GOFLAGS="$GOFLAGS -mod=mod" "$GO" build -p "$JOBS" \
+    -ldflags "-s -w -X github.com/Mirantis/cri-dockerd/cmd/version.Version=${CRI_DOCKERD_VERSION#v}" \
+    -o out/cri-dockerd .)
+  install_from "$w/out" cri-dockerd
+  done_step
+fi
+grep -q "^cri-dockerd ${CRI_DOCKERD_VERSION#v} " <<<"$("$BIN/cri-dockerd" --version 2>&1)" || die "cri-dockerd --version is not $CRI_DOCKERD_VERSION"
+
+# ---------------------------------------------------------------- 14. pause
+# The pod-infrastructure binary of the real node's pause image (our own, in
+# sandbox/pause; node-up.sh imports it as an image, since nothing is pulled).
+if have sandbox-pause; then
+  echo "[14/$TOTAL] sandbox-pause: already built"
+else
+  step 14 "building sandbox-pause ..."
+  (cd "$here/pause" && "$GO" build -ldflags "-s -w" -o "$WORK/sandbox-pause" .)
+  install_from "$WORK" sandbox-pause
+  done_step
+fi
 
 touch "$CACHE/.complete"
 echo "build-tools: all tools ready in $BIN ($((SECONDS - start_all))s)"

@@ -6,7 +6,10 @@
 #   - containers and `docker build` RUN steps get a bridge of our own on a
 #     private /24 that no host route uses (never docker0);
 #   - no iptables rules, no ip_forward change: published ports go through
-#     docker-proxy on the host side, so bind them to 127.0.0.1.
+#     docker-proxy on the host side, so bind them to 127.0.0.1;
+#   - its default runtime is runc behind oom_clamp_runc.py, which turns the
+#     negative OOM scores the kubelet asks for into 0 (root here may lack
+#     CAP_SYS_RESOURCE, and the kernel then refuses them; see that file).
 # Installs Debian's docker.io when dockerd is missing (needs root, as dockerd
 # does).  Progress goes to stderr; stdout gets one line, the DOCKER_HOST value.
 # Undone by docker-down.sh.
@@ -18,6 +21,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=docker-common.sh
 . "$here/docker-common.sh"
+# shellcheck source=host-common.sh
+. "$here/host-common.sh"
 TIMEOUT="${SANDBOX_DOCKER_TIMEOUT:-60}"
 
 log() { echo "sandbox-docker: $*" >&2; }
@@ -30,25 +35,15 @@ find_bin() { command -v "$1" 2>/dev/null || { [ -x "/usr/sbin/$1" ] && echo "/us
 # ------------------------------------------------------------ docker.io
 if [ -z "$(find_bin dockerd)" ]; then
   log "dockerd not found: installing Debian's docker.io ..."
-  # The package's postinst would start a system-wide docker service through
-  # invoke-rc.d (or systemd): policy-rc.d exit 101 forbids that.  Add one only
-  # for the install, and only if the machine has none of its own.
-  added_policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\n# Temporary, from k8s-demo sandbox/docker-up.sh: start no services.\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    added_policy=1
-  fi
-  rc=0
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io; } >&2 || rc=$?
-  [ -z "$added_policy" ] || rm -f /usr/sbin/policy-rc.d
-  [ "$rc" = 0 ] || die "apt-get install docker.io failed (exit $rc)"
+  install_debian_packages docker.io || die "apt-get install docker.io failed (exit $?)"
 fi
 DOCKERD="$(find_bin dockerd)"
 CONTAINERD="$(find_bin containerd)"
 if [ -z "$DOCKERD" ] || [ -z "$CONTAINERD" ]; then
   die "dockerd or containerd still missing after installing docker.io"
 fi
+RUNC="$(find_bin runc)"
+[ -n "$RUNC" ] || die "runc is missing (Debian's docker.io depends on it: apt-get install runc)"
 [ -x "$DOCKER_CLI" ] || die "docker client $DOCKER_CLI is missing (set SANDBOX_DOCKER_CLI)"
 
 # Unix socket paths are limited to 107 bytes; containerd adds ".ttrpc".
@@ -65,44 +60,6 @@ fi
 "$here/docker-down.sh" >&2
 
 # ------------------------------------------------------------ bridge
-# shellcheck disable=SC2086 # split A.B.C.D on the dots
-ip2int() { local IFS=.; set -- $1; echo $((($1 << 24) + ($2 << 16) + ($3 << 8) + $4)); }
-# used_prefixes: every IPv4 destination in any routing table, as A.B.C.D/N
-# (the local table lists every address, so addresses are covered too).
-used_prefixes() {
-  ip -4 route show table all | awk '
-    $1 ~ /^(local|broadcast|unicast|multicast|anycast|blackhole|unreachable|prohibit|throw|nat)$/ { $1 = "" ; $0 = $0 }
-    $1 != "default" { d = $1; if (d !~ /\//) d = d "/32"; print d }'
-}
-# overlaps A.B.C.D/N E.F.G.H/M: do the two prefixes share an address?
-overlaps() {
-  local a b n
-  a="$(ip2int "${1%/*}")" b="$(ip2int "${2%/*}")"
-  n="${1#*/}"
-  [ "${2#*/}" -lt "$n" ] && n="${2#*/}"
-  local mask=$(((0xffffffff << (32 - n)) & 0xffffffff))
-  [ "$n" = 0 ] && mask=0
-  [ $((a & mask)) = $((b & mask)) ]
-}
-# pick_subnet: a 172.31.X.0/24 that overlaps no route, starting at an offset
-# derived from the bridge name so that parallel sandboxes spread out.
-pick_subnet() {
-  local start x i cand p used
-  used="$(used_prefixes)"
-  start=$((16#${DOCKER_BRIDGE#k8sd-} % 256))
-  for ((i = 0; i < 256; i++)); do
-    x=$(((start + i) % 256))
-    cand="172.31.$x.0/24"
-    while read -r p; do
-      [ -n "$p" ] || continue
-      overlaps "$cand" "$p" && continue 2
-    done <<<"$used"
-    echo "$cand"
-    return 0
-  done
-  return 1
-}
-
 if ip link show "$DOCKER_BRIDGE" >/dev/null 2>&1; then
   # Left over from a crashed run (docker-down.sh removes it): start afresh.
   ip link del "$DOCKER_BRIDGE"
@@ -110,7 +67,7 @@ fi
 # Sandboxes started side by side (make e2e runs two) pick and claim a subnet one at a time.
 exec 8>"$(dirname "$CACHE")/.docker-subnet.lock"
 flock 8
-SUBNET="$(pick_subnet)" || die "no free 172.31.X.0/24 for the bridge: every one overlaps a route"
+SUBNET="$(pick_subnet "$DOCKER_BRIDGE")" || die "no free 172.31.X.0/24 for the bridge: every one overlaps a route"
 GATEWAY="${SUBNET%.0/24}.1"
 log "bridge $DOCKER_BRIDGE on $SUBNET (gateway $GATEWAY)"
 printf 'BRIDGE=%s\nSUBNET=%s\n' "$DOCKER_BRIDGE" "$SUBNET" >"$BRIDGE_ENV"
@@ -149,7 +106,9 @@ log "starting containerd ..."
 # setsid: the daemons outlive this script and the shell that ran it; the
 # inner shell records its own pid, which exec hands to containerd.
 # shellcheck disable=SC2016 # $$ and $1 belong to the inner shell
-setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$CONTAINERD_PIDFILE" \
+# OOM_CLAMP_RUNC: the runc that the runtime wrapper (below) execs; the runc
+# shims inherit containerd's environment.
+OOM_CLAMP_RUNC="$RUNC" setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$CONTAINERD_PIDFILE" \
   "$CONTAINERD" --config "$DOCKER_DIR/containerd.toml" \
   </dev/null >"$DOCKER_DIR/containerd.log" 2>&1 &
 
@@ -185,6 +144,7 @@ setsid "$DOCKERD" \
   --exec-opt native.cgroupdriver=cgroupfs \
   --cgroup-parent "$DOCKER_CGROUP_PARENT" \
   --oom-score-adjust 0 \
+  --add-runtime "sandbox-runc=$here/oom_clamp_runc.py" --default-runtime sandbox-runc \
   </dev/null >"$DOCKER_DIR/dockerd.log" 2>&1 &
 
 until sandbox_docker version >/dev/null 2>&1; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Delete the local kwok sandbox cluster started by sandbox/up.sh, and stop its
-# Docker engine (docker-down.sh: keeps the image store).
+# Delete the local kwok sandbox cluster started by sandbox/up.sh, stop its
+# real node (node-down.sh: puts the host back as it was) and its Docker engine
+# (docker-down.sh: keeps the image store).
 # Same environment as up.sh (SANDBOX_NAME, KWOK_WORKDIR, SANDBOX_KUBECONFIG).
 # Idempotent: deleting a cluster that does not exist succeeds.
 set -euo pipefail
@@ -13,6 +14,8 @@ export KWOK_WORKDIR="${KWOK_WORKDIR:-$CACHE/kwok}"
 CLUSTER_DIR="$KWOK_WORKDIR/clusters/$NAME"
 OUT_KUBECONFIG="${SANDBOX_KUBECONFIG:-$KWOK_WORKDIR/$NAME.kubeconfig}"
 
+# The node first: it removes its pods' containers through the engine.
+SANDBOX_NAME="$NAME" "$here/node-down.sh"
 if [ -d "$CLUSTER_DIR" ]; then
   [ -x "$BIN/kwokctl" ] || {
     echo "sandbox-down: ERROR: $BIN/kwokctl is missing; cannot stop the components of $CLUSTER_DIR" >&2

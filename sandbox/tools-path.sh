@@ -18,5 +18,6 @@ key="$(printf '%s\n' \
   "pulumi-language-python=$PULUMI_LANGUAGE_PYTHON_COMMIT" \
   "pulumi-docker=$PULUMI_DOCKER_VERSION@$PULUMI_DOCKER_COMMIT+$TF_DOCKER_COMMIT" \
   "distribution=$DISTRIBUTION_VERSION" \
+  "cri-dockerd=$CRI_DOCKERD_VERSION" \
   "recipe=$SANDBOX_TOOLS_RECIPE" | sha256sum | cut -c1-12)"
 printf '%s/%s\n' "$root" "$key"

@@ -16,6 +16,9 @@
 #   SANDBOX_DOCKER      1 (default): also start the sandbox's own Docker engine
 #                       (docker-up.sh) with the stand-in base images
 #                       (base-images.sh); 0: the cluster only (no root needed)
+#   SANDBOX_NODE        1 (default when SANDBOX_DOCKER is 1): also start the
+#                       real node (node-up.sh): pods run for real on it;
+#                       0: every node is simulated by kwok
 # Idempotent: a running cluster is reused; a stopped one is restarted; one
 # created from a different config (versions, stages) is recreated.
 set -euo pipefail
@@ -62,6 +65,25 @@ options:
   kubeSchedulerBinary: $BIN/kube-scheduler
   kubectlBinary: $BIN/kubectl
   kwokControllerBinary: $BIN/kwok
+componentsPatches:
+# kwok plays the kubelet only for its own simulated nodes (kwokctl scale node
+# annotates them), never for the real node of node-up.sh.  The binary
+# runtime always passes --manage-all-nodes=true; override it.
+- name: kwok-controller
+  extraArgs:
+  - key: manage-all-nodes
+    value: "false"
+    override: true
+  - key: manage-nodes-with-annotation-selector
+    value: kwok.x-k8s.io/node=fake
+# The API server shows itself to a real kubelet with the admin certificate
+# (signed by the cluster CA the kubelet trusts): kubectl logs and exec work.
+- name: kube-apiserver
+  extraArgs:
+  - key: kubelet-client-certificate
+    value: $CLUSTER_DIR/pki/admin.crt
+  - key: kubelet-client-key
+    value: $CLUSTER_DIR/pki/admin.key
 EOF
 mv -f "$CONFIG.tmp" "$CONFIG"
 want_sha="$(cat "$CONFIG" "$here/kwok-stages.yaml" | sha256sum | cut -d' ' -f1)"
@@ -145,10 +167,13 @@ chmod 600 "$OUT_KUBECONFIG.tmp"
 mv -f "$OUT_KUBECONFIG.tmp" "$OUT_KUBECONFIG"
 log "ready: $(kc get nodes --no-headers | wc -l) nodes, server $(kc config view -o jsonpath='{.clusters[0].cluster.server}')"
 
-# The Docker engine that `make up` builds the app image with (pods stay
-# simulated: kwok runs no containers).  stdout stays the kubeconfig path.
+# The Docker engine that `make up` builds the app image with, and the real
+# node whose pods run those images.  stdout stays the kubeconfig path.
 if [ "${SANDBOX_DOCKER:-1}" != 0 ]; then
   SANDBOX_NAME="$NAME" "$here/docker-up.sh" >/dev/null
   SANDBOX_NAME="$NAME" "$here/base-images.sh"
+  if [ "${SANDBOX_NODE:-1}" != 0 ]; then
+    SANDBOX_NAME="$NAME" "$here/node-up.sh"
+  fi
 fi
 echo "$OUT_KUBECONFIG"

@@ -89,13 +89,16 @@ class Cluster:
 
 
 @contextmanager
-def running_cluster(name: str, workdir: Path) -> Iterator[Cluster]:
+def running_cluster(name: str, workdir: Path, *, real_node: bool = False) -> Iterator[Cluster]:
     """Start a sandbox cluster of its own (name, work dir), yield it, then delete it.
+
+    ``real_node``: also start the sandbox's real node (sandbox/node-up.sh), so pods run for real;
+    by default (False) every node is simulated by kwok. Only one real node runs per host.
 
     It is deleted even when starting it failed half-way (a cluster up, its Docker engine not), so
     a failed start leaves no process, bridge or mount behind.
     """
-    env = {**os.environ, "SANDBOX_NAME": name, "KWOK_WORKDIR": str(workdir)}
+    env = {**os.environ, "SANDBOX_NAME": name, "KWOK_WORKDIR": str(workdir), "SANDBOX_NODE": "1" if real_node else "0"}
     try:
         started = subprocess.run(
             ["bash", str(SANDBOX_DIR / "up.sh")], env=env, capture_output=True, text=True, timeout=600, check=False

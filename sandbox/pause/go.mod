@@ -1,0 +1,3 @@
+module k8s-demo.sandbox/pause
+
+go 1.26
