@@ -29,6 +29,15 @@ SERVICE_NAME = "k8s-demo-svc"
 APP_POLICY_NAME = "k8s-demo-allow-http"
 #: Writable scratch space nginx needs under a read-only root filesystem (pid, temp files).
 SCRATCH_SIZE = "16Mi"
+#: Seconds a stopping pod keeps serving before nginx is told to quit (the preStop hook):
+#: the time for the endpoint controllers and every node's kube-proxy to stop sending
+#: it new connections. Without it, a pod removed in a rollout, a rollback or a scale-down
+#: refuses the connections still routed to it (measured in the sandbox: make e2e).
+DRAIN_SECONDS = 5
+#: Seconds Kubernetes waits, from the start of the preStop hook, before it kills the
+#: pod: the drain, then nginx's graceful quit (SIGQUIT, app/Dockerfile's STOPSIGNAL)
+#: finishing the requests in flight.
+TERMINATION_GRACE_SECONDS = DRAIN_SECONDS + 25
 #: Cause recorded on the Deployment, read back by ``kubectl rollout history``.
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 #: The provider's await override: JSONPath conditions that must all hold before ``pulumi up`` goes on.
@@ -278,6 +287,7 @@ def _pod_template(args: WebAppArgs, labels: dict[str, str]) -> k8s.core.v1.PodTe
         spec=k8s.core.v1.PodSpecArgs(
             # The site calls no Kubernetes API and needs no service links.
             automount_service_account_token=False,
+            termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
             enable_service_links=False,
             security_context=k8s.core.v1.PodSecurityContextArgs(
                 run_as_non_root=True,
@@ -296,6 +306,13 @@ def _pod_template(args: WebAppArgs, labels: dict[str, str]) -> k8s.core.v1.PodTe
                     ports=[k8s.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=CONTAINER_PORT)],
                     readiness_probe=k8s.core.v1.ProbeArgs(
                         http_get=probe_action, period_seconds=5, timeout_seconds=2, failure_threshold=3
+                    ),
+                    # Keep serving while the pod leaves the Service's endpoints (an exec
+                    # hook: the sleep action needs Kubernetes 1.30+, and 1.29 is supported).
+                    lifecycle=k8s.core.v1.LifecycleArgs(
+                        pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                            exec_=k8s.core.v1.ExecActionArgs(command=["sleep", str(DRAIN_SECONDS)])
+                        )
                     ),
                     liveness_probe=k8s.core.v1.ProbeArgs(
                         http_get=probe_action,

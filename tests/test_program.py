@@ -286,6 +286,19 @@ def test_probes_hit_the_health_endpoint(dev: ProgramRun) -> None:
         assert c[probe]["httpGet"] == {"path": HEALTH_PATH, "port": PORT_NAME}
 
 
+def test_stopping_pod_drains_before_nginx_quits(dev: ProgramRun) -> None:
+    assert container(dev)["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "5"]}}}
+
+
+def test_grace_period_covers_the_drain_and_a_graceful_quit(dev: ProgramRun) -> None:
+    assert spec(dev, DEPLOYMENT)["template"]["spec"]["terminationGracePeriodSeconds"] == 30
+
+
+def test_image_stops_nginx_gracefully() -> None:
+    dockerfile = (PROJECT_ROOT / "app" / "Dockerfile").read_text(encoding="utf-8")
+    assert re.findall(r"^STOPSIGNAL (\S+)$", dockerfile, flags=re.MULTILINE) == ["SIGQUIT"]
+
+
 def test_resources_have_requests_and_limits(dev: ProgramRun) -> None:
     assert container(dev)["resources"] == {
         "requests": {"cpu": "50m", "memory": "32Mi"},
