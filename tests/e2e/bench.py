@@ -10,16 +10,31 @@
    from its start to the previous tag fully available again, against its
    floor, the failing rollout's own timeout plus a rollout of the old tag.
 
-Needs the sandbox tools (``make sandbox-tools``); starts and removes its own cluster.
+Then on a sandbox with a real node (pods run nginx for real):
+
+5. ``pulumi up`` for the 0.1 -> 0.2 rollout against its floor, where each
+   batch takes a real pod's start-to-ready time plus minReadySeconds. The
+   start-to-ready time is measured on the rollout's own new pods, from the
+   API's timestamps (pod creation to its Ready condition, 1 s resolution):
+   the median of the ten.
+6. Requests served and failed, and p50/p99 latency, during that rollout,
+   against the same traffic on the same pods with nothing changing (the
+   steady-state baseline), measured just before it.
+7. Memory and CPU of the node's components (kubelet, kube-proxy,
+   cri-dockerd, the sandbox's dockerd, containerd and shims) at rest.
+
+Needs the sandbox tools (``make sandbox-tools``) and root; starts and removes its own clusters.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -28,8 +43,10 @@ from pulumi import automation as auto
 from components.settings import PROJECT, StackConfig, load_settings
 from components.webapp import DEPLOYMENT_NAME
 from ops.render import kubernetes_objects
+from tests.e2e import node_usage
 from tests.e2e.operator import make
 from tests.e2e.sandbox import (
+    APP_VERSION,
     BROKEN_SUFFIX,
     MAX_SURGE,
     MAX_UNAVAILABLE,
@@ -42,7 +59,8 @@ from tests.e2e.sandbox import (
     tools_built,
     tools_dir,
 )
-from tests.e2e.test_e2e import SHORT_POD_READY
+from tests.e2e.test_e2e import SHORT_POD_READY, live_pods
+from tests.e2e.traffic import Request, Traffic, failures, percentile
 from tools.mock_engine import project_key, run_program, stack_config
 
 KUBECTL_NAMESPACE = "k8s-demo-kubectl"
@@ -106,6 +124,79 @@ def auto_rollback(project: Project, stack: auto.Stack) -> float:
     return elapsed
 
 
+#: Seconds of steady traffic for the baseline, and of rest for the node's own usage.
+BASELINE_SECONDS = 20.0
+REST_SECONDS = 20.0
+
+
+def _time(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def start_to_ready(cluster: Cluster, namespace: str, image: str) -> list[float]:
+    """Seconds from creation to Ready of each live pod running ``image`` (API timestamps, 1 s resolution)."""
+    seconds = []
+    for pod in live_pods(cluster, namespace):
+        if pod["spec"]["containers"][0]["image"] != image:
+            continue
+        ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready" and c["status"] == "True")
+        created = _time(pod["metadata"]["creationTimestamp"])
+        seconds.append((_time(ready["lastTransitionTime"]) - created).total_seconds())
+    return seconds
+
+
+def traffic_row(label: str, requests: list[Request]) -> str:
+    latencies = [r.latency * 1000 for r in requests if not r.failed]
+    return (
+        f"| {label:<32} | {len(requests):>8} | {len(failures(requests)):>6} "
+        f"| {percentile(latencies, 50):>6.1f} | {percentile(latencies, 99):>6.1f} |"
+    )
+
+
+def real_node_bench(workdir: Path) -> list[str]:
+    """Steps 5-7 on a sandbox with a real node: the lines of their tables."""
+    name = "k8s-demo-bench-node"
+    kwok = workdir / "node-kwok"
+    kwok.mkdir()
+    with running_cluster(name, kwok, real_node=True) as cluster:
+        project = Project(workdir / "node", cluster)
+        stack = project.stack("dev")
+        # Both images are built first, so the timed rollout deploys an existing tag, as above.
+        project.write_app("0.1", "Hello Docker!")
+        stack.up()
+        project.restore_app()
+        stack.up()
+        stack.set_config("imageTag", auto.ConfigValue("0.1"))
+        stack.up()
+        port = int(stack.outputs()["nodePort"].value)
+        usage = node_usage.measure([kwok / "node" / name, kwok / "docker" / name], REST_SECONDS)
+        with Traffic(port) as steady:
+            time.sleep(BASELINE_SECONDS)
+        stack.set_config("imageTag", auto.ConfigValue(APP_VERSION))
+        with Traffic(port) as rolling:
+            rollout = timed(stack.up)
+        ready = statistics.median(start_to_ready(cluster, "k8s-demo-dev", f"k8s-demo:{APP_VERSION}"))
+    batches = -(-REPLICAS // (MAX_SURGE + MAX_UNAVAILABLE))
+    floor = batches * (ready + MIN_READY_SECONDS)
+    return [
+        f"real node ({REPLICAS} nginx pods, same rollout settings)",
+        f"| {'measure':<40} | {'seconds':>7} | {'ratio':<20} |",
+        f"|{'-' * 42}|{'-' * 9}|{'-' * 22}|",
+        f"| {'pod start-to-ready (median of 10)':<40} | {ready:>7.1f} | {'':<20} |",
+        f"| {f'floor {batches} x ({ready:.0f} s + {MIN_READY_SECONDS} s minReady)':<40} | {floor:>7.1f} | {'':<20} |",
+        f"| {'pulumi up, rollout 0.1 -> 0.2':<40} | {rollout:>7.1f} | {f'{rollout / floor:.2f} x floor':<20} |",
+        "",
+        f"traffic to 127.0.0.1:<nodePort>, {rolling.rate:.0f} requests/s, <= {rolling.concurrency} in flight",
+        f"| {'phase':<32} | {'requests':>8} | {'failed':>6} | {'p50 ms':>6} | {'p99 ms':>6} |",
+        f"|{'-' * 34}|{'-' * 10}|{'-' * 8}|{'-' * 8}|{'-' * 8}|",
+        traffic_row(f"steady, {BASELINE_SECONDS:.0f} s", steady.snapshot()),
+        traffic_row("during the rollout", rolling.snapshot()),
+        "",
+        f"node components at rest ({usage.processes} processes, {REST_SECONDS:.0f} s): "
+        f"{usage.rss_mib:.0f} MiB resident, {usage.cpu_percent:.1f} % of one core",
+    ]
+
+
 def main() -> int:
     if not tools_built():
         print(f"sandbox tools are not built in {tools_dir()}: run `make sandbox-tools` first", file=sys.stderr)
@@ -161,6 +252,9 @@ def main() -> int:
     print(f"|{'-' * 42}|{'-' * 9}|{'-' * 22}|")
     for label, seconds, ratio in rows:
         print(f"| {label:<40} | {seconds:>7.1f} | {ratio:<20} |")
+    with tempfile.TemporaryDirectory(prefix="k8s-demo-bench-node-") as tmp:
+        print()
+        print("\n".join(real_node_bench(Path(tmp))))
     return 0
 
 

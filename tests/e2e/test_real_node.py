@@ -1,0 +1,437 @@
+"""The tutorial for real on the sandbox's real node: pages served, and not one request dropped.
+
+A sandbox of its own with a real node (sandbox/node-up.sh: kubelet,
+kube-proxy and cri-dockerd on the sandbox's Docker engine), so the pods run
+nginx for real and the NodePort answers on 127.0.0.1. The README's
+walkthrough runs in a copy of the project with the user's own commands
+(``make up``, ``pulumi config set``, ``pulumi up``, ``kubectl``), and each page
+is read with an HTTP client.
+
+Every change after the first deploy runs under traffic (tests/e2e/traffic.py:
+40 requests/s, at most 4 in flight, a new connection each, to
+127.0.0.1:<nodePort> only), which goes on for a few seconds after the command
+returns. For each phase the tests check: no request failed; no request that
+started after the command returned was answered by another version; and in the
+failed rollout, no request reached the broken version. The steps build on each
+other in file order; the last one runs ``make sandbox-down`` and checks that
+the host is as it was before ``make sandbox``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.operator import COMMAND_TIMEOUT, command_env, make
+from tests.e2e.sandbox import (
+    REPLICAS,
+    REPO,
+    SANDBOX_DIR,
+    Cluster,
+    Project,
+    pod_ready,
+    running_cluster,
+    tools_built,
+    wait_for,
+)
+from tests.e2e.test_e2e import DEPLOYMENT, live_pods, rollout_complete
+from tests.e2e.traffic import HOST, Request, Traffic, failures, summary, versions
+
+pytestmark = pytest.mark.e2e
+
+NS = "k8s-demo-dev"
+#: podReadyTimeoutSeconds for this stack: a real pod is ready in 1-4 s here, so 8 s is ample for a
+#: healthy rollout and makes the failed one give up after 7 * (8 + 3) = 77 s rather than 231 s.
+POD_READY = 8
+#: Seconds the traffic goes on after a command returns: what users see right after `up`.
+AFTER_RETURN = 3.0
+#: The broken release: its pods start and serve, but their health check fails, so they never get ready.
+BROKEN_VERSION = "0.3"
+#: Each phase's traffic summary is appended here (one line per phase), for the record of a run.
+TRAFFIC_LOG = REPO / "build" / "e2e" / "real-node-traffic.txt"
+
+
+@dataclass
+class Phase:
+    """One change under traffic: the command's result, when it returned, and every request sent."""
+
+    done: subprocess.CompletedProcess[str]
+    returned: float
+    requests: list[Request]
+
+    def after_return(self) -> list[Request]:
+        return [r for r in self.requests if r.started > self.returned]
+
+
+@pytest.fixture(scope="module")
+def names(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The sandbox's name and work dir, as make sandbox and make sandbox-down take them."""
+    if not tools_built():
+        pytest.fail("sandbox tools are not built: run `make sandbox-tools` first")
+    return {"SANDBOX_NAME": f"k8s-demo-node-{os.getpid()}", "KWOK_WORKDIR": str(tmp_path_factory.mktemp("node"))}
+
+
+def host_state(names: dict[str, str]) -> str:
+    out = subprocess.run(
+        ["bash", str(SANDBOX_DIR / "host-state.sh")],
+        env={**os.environ, **names},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def host_before(names: dict[str, str]) -> str:
+    """What the host looked like before the sandbox started."""
+    return host_state(names)
+
+
+@pytest.fixture(scope="module")
+def cluster(names: dict[str, str], host_before: str) -> Iterator[Cluster]:
+    with running_cluster(names["SANDBOX_NAME"], Path(names["KWOK_WORKDIR"]), real_node=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, cluster: Cluster) -> Project:
+    return Project(tmp_path_factory.mktemp("node-project"), cluster)
+
+
+def pulumi(project: Project, *args: str) -> str:
+    """``pulumi <args>`` in the project copy, as a user types it in the sandbox shell; its stdout."""
+    done = subprocess.run(
+        ["pulumi", *args],
+        cwd=project.dir,
+        env=command_env(project),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, f"pulumi {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def make_up(project: Project) -> subprocess.CompletedProcess[str]:
+    return make(project, "up", "ARGS=--yes")
+
+
+def get(port: int, path: str = "/") -> tuple[int, str]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=5)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8")
+    finally:
+        connection.close()
+
+
+def under_traffic(port: int, *steps: list[str], project: Project) -> Phase:
+    """Run each step (``make`` or ``pulumi`` argv) in turn under traffic; traffic goes on AFTER_RETURN s after."""
+    with Traffic(port) as traffic:
+        for step in steps:
+            if step[0] == "make":
+                done = make(project, *step[1:])
+            else:
+                done = subprocess.run(
+                    step,
+                    cwd=project.dir,
+                    env=command_env(project),
+                    capture_output=True,
+                    text=True,
+                    timeout=COMMAND_TIMEOUT,
+                    check=False,
+                )
+            if done.returncode != 0 and step is not steps[-1]:
+                break
+        returned = time.monotonic()
+        time.sleep(AFTER_RETURN)
+    phase = Phase(done, returned, traffic.snapshot())
+    TRAFFIC_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with TRAFFIC_LOG.open("a", encoding="utf-8") as log:
+        took = returned - phase.requests[0].started if phase.requests else 0.0
+        label = " && ".join(" ".join([Path(step[0]).name, *step[1:]]) for step in steps)
+        log.write(f"{time.strftime('%FT%T')} {label}: {took:.1f} s; {summary(phase.requests)}; ")
+        log.write(f"after return: {summary(phase.after_return())}\n")
+    return phase
+
+
+def pods(cluster: Cluster) -> list[dict[str, Any]]:
+    return live_pods(cluster, NS)
+
+
+# a. First deploy: the tutorial's 0.1, "Hello Docker!", with make up.
+
+
+@pytest.fixture(scope="module")
+def first_deploy(project: Project, cluster: Cluster) -> int:
+    """The dev stack at 0.1 (built from app/), with a short pod-ready budget; its node port."""
+    project.write_app("0.1", "Hello Docker!")
+    assert make(project, "stack").returncode == 0
+    pulumi(project, "config", "set", "podReadyTimeoutSeconds", str(POD_READY))
+    done = make_up(project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return int(pulumi(project, "stack", "output", "nodePort").strip())
+
+
+@pytest.fixture(scope="module")
+def first_page(first_deploy: int, project: Project) -> tuple[int, str]:
+    url = pulumi(project, "stack", "output", "url").strip()
+    assert url == f"http://127.0.0.1:{first_deploy}/"
+    return get(first_deploy)
+
+
+def test_first_deploy_serves_hello_docker(first_page: tuple[int, str]) -> None:
+    assert first_page[0] == 200
+    assert "<h1>Hello Docker!</h1>" in first_page[1]
+
+
+def test_first_deploy_serves_version_0_1(first_page: tuple[int, str]) -> None:
+    assert '<span id="version">0.1</span>' in first_page[1]
+
+
+def test_pods_run_on_the_real_node(first_deploy: int, cluster: Cluster) -> None:
+    assert sorted({p["spec"]["nodeName"] for p in pods(cluster)}) == ["localhost"]
+
+
+def test_real_health_endpoint_answers(first_deploy: int) -> None:
+    assert get(first_deploy, "/healthz") == (200, "ok\n")
+
+
+def test_probes_pass_against_the_real_health_endpoint(first_deploy: int, cluster: Cluster) -> None:
+    # Liveness runs every 10 s after 5 s: a pod failing it would have restarted by now.
+    time.sleep(16)
+    found = pods(cluster)
+    assert [pod_ready(p) for p in found] == [True] * REPLICAS
+    assert [c["restartCount"] for p in found for c in p["status"]["containerStatuses"]] == [0] * REPLICAS
+
+
+def exec_in_pod(cluster: Cluster, *command: str) -> subprocess.CompletedProcess[str]:
+    pod = pods(cluster)[0]["metadata"]["name"]
+    return subprocess.run(
+        [str(cluster.kubectl_bin), "--kubeconfig", str(cluster.kubeconfig), "-n", NS, "exec", pod, "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_nginx_runs_as_the_unprivileged_user(first_deploy: int, cluster: Cluster) -> None:
+    assert exec_in_pod(cluster, "id", "-u").stdout.strip() == "10101"
+
+
+def test_root_filesystem_is_read_only_for_real(first_deploy: int, cluster: Cluster) -> None:
+    done = exec_in_pod(cluster, "touch", "/usr/share/nginx/html/x")
+    assert done.returncode != 0
+    assert "Read-only file system" in done.stderr
+
+
+def test_namespace_enforces_restricted_and_admitted_the_pods(first_deploy: int, cluster: Cluster) -> None:
+    labels = cluster.get("namespace", NS, NS)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert len(pods(cluster)) == REPLICAS
+
+
+def test_network_policy_is_admitted(first_deploy: int, cluster: Cluster) -> None:
+    policy = cluster.get("networkpolicy", NS, "k8s-demo-allow-http")
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+
+
+# b. Release 0.2 ("Hello Kubernetes!") with make up, under traffic.
+
+
+@pytest.fixture(scope="module")
+def release(first_page: tuple[int, str], first_deploy: int, project: Project) -> Phase:
+    project.restore_app()
+    return under_traffic(first_deploy, ["make", "up", "ARGS=--yes"], project=project)
+
+
+def test_release_succeeds(release: Phase) -> None:
+    assert release.done.returncode == 0, release.done.stdout + release.done.stderr
+
+
+def test_release_drops_no_request(release: Phase) -> None:
+    assert failures(release.requests) == [], summary(release.requests)
+
+
+def test_release_serves_both_versions_while_rolling(release: Phase) -> None:
+    assert versions(release.requests) == {"0.1", "0.2"}, summary(release.requests)
+
+
+def test_after_release_only_0_2_answers(release: Phase) -> None:
+    assert versions(release.after_return()) == {"0.2"}, summary(release.after_return())
+
+
+def test_release_serves_hello_kubernetes(release: Phase, first_deploy: int) -> None:
+    status, body = get(first_deploy)
+    assert (status, "<h1>Hello Kubernetes!</h1>" in body) == (200, True)
+
+
+# c. Roll back by tag, as the README says: pulumi config set imageTag 0.1 && pulumi up.
+
+
+@pytest.fixture(scope="module")
+def rollback(release: Phase, first_deploy: int, project: Project) -> Phase:
+    return under_traffic(
+        first_deploy,
+        ["pulumi", "config", "set", "imageTag", "0.1"],
+        ["pulumi", "up", "--yes"],
+        project=project,
+    )
+
+
+def test_rollback_succeeds(rollback: Phase) -> None:
+    assert rollback.done.returncode == 0, rollback.done.stdout + rollback.done.stderr
+
+
+def test_rollback_drops_no_request(rollback: Phase) -> None:
+    assert failures(rollback.requests) == [], summary(rollback.requests)
+
+
+def test_after_rollback_only_0_1_answers(rollback: Phase) -> None:
+    assert versions(rollback.after_return()) == {"0.1"}, summary(rollback.after_return())
+
+
+def test_rollback_serves_hello_docker_again(rollback: Phase, first_deploy: int) -> None:
+    status, body = get(first_deploy)
+    assert (status, "<h1>Hello Docker!</h1>" in body) == (200, True)
+
+
+# d. A failed rollout: 0.3's pods serve but fail their health check; make up rolls back to 0.1.
+
+
+@pytest.fixture(scope="module")
+def failed_rollout(rollback: Phase, first_deploy: int, project: Project) -> Iterator[Phase]:
+    project.write_app(BROKEN_VERSION, "Hello Broken!")
+    conf = project.dir / "app" / "nginx.conf"
+    conf.write_text(conf.read_text(encoding="utf-8").replace('return 200 "ok\\n";', "return 503;"), encoding="utf-8")
+    try:
+        yield under_traffic(
+            first_deploy,
+            ["pulumi", "config", "rm", "imageTag"],
+            ["make", "up", "ARGS=--yes"],
+            project=project,
+        )
+    finally:
+        project.restore_app()
+
+
+def test_failed_rollout_is_reported(failed_rollout: Phase) -> None:
+    assert failed_rollout.done.returncode != 0
+    assert "ProgressDeadlineExceeded" in failed_rollout.done.stdout + failed_rollout.done.stderr
+
+
+def test_failed_rollout_drops_no_request(failed_rollout: Phase) -> None:
+    assert failures(failed_rollout.requests) == [], summary(failed_rollout.requests)
+
+
+def test_no_request_reaches_the_broken_pods(failed_rollout: Phase) -> None:
+    assert BROKEN_VERSION not in versions(failed_rollout.requests), summary(failed_rollout.requests)
+
+
+def test_after_the_automatic_rollback_only_0_1_answers(failed_rollout: Phase, cluster: Cluster) -> None:
+    assert versions(failed_rollout.after_return()) == {"0.1"}, summary(failed_rollout.after_return())
+    assert rollout_complete(cluster, namespace=NS)
+
+
+# e. Drift: kubectl sets 0.2 behind Pulumi's back; make up puts config's 0.1 back.
+
+
+@pytest.fixture(scope="module")
+def drift_repair(failed_rollout: Phase, first_deploy: int, project: Project, cluster: Cluster) -> Phase:
+    kubectl = str(cluster.kubectl_bin)
+    scope = ["--kubeconfig", str(cluster.kubeconfig), "-n", NS]
+    return under_traffic(
+        first_deploy,
+        [kubectl, *scope, "set", "image", f"deployment/{DEPLOYMENT}", "web=k8s-demo:0.2"],
+        [kubectl, *scope, "rollout", "status", f"deployment/{DEPLOYMENT}", "--timeout=120s"],
+        ["make", "up", "ARGS=--yes"],
+        project=project,
+    )
+
+
+def test_drift_repair_succeeds(drift_repair: Phase) -> None:
+    assert drift_repair.done.returncode == 0, drift_repair.done.stdout + drift_repair.done.stderr
+
+
+def test_drift_and_its_repair_drop_no_request(drift_repair: Phase) -> None:
+    assert failures(drift_repair.requests) == [], summary(drift_repair.requests)
+
+
+def test_the_drift_was_served(drift_repair: Phase) -> None:
+    assert versions(drift_repair.requests) == {"0.1", "0.2"}, summary(drift_repair.requests)
+
+
+def test_after_the_repair_only_0_1_answers(drift_repair: Phase) -> None:
+    assert versions(drift_repair.after_return()) == {"0.1"}, summary(drift_repair.after_return())
+
+
+# f. replicas 10 -> 3 -> 10 with pulumi config set and make up.
+
+
+def scale(first_deploy: int, project: Project, replicas: int) -> Phase:
+    return under_traffic(
+        first_deploy,
+        ["pulumi", "config", "set", "replicas", str(replicas)],
+        ["make", "up", "ARGS=--yes"],
+        project=project,
+    )
+
+
+@pytest.fixture(scope="module")
+def scale_down(drift_repair: Phase, first_deploy: int, project: Project) -> Phase:
+    return scale(first_deploy, project, 3)
+
+
+@pytest.fixture(scope="module")
+def scale_up(scale_down: Phase, first_deploy: int, project: Project) -> Phase:
+    return scale(first_deploy, project, REPLICAS)
+
+
+def test_scale_down_leaves_three_pods(scale_down: Phase, cluster: Cluster) -> None:
+    assert scale_down.done.returncode == 0, scale_down.done.stdout + scale_down.done.stderr
+    wait_for(lambda: len(pods(cluster)) == 3, timeout=30, what="3 live pods")
+
+
+def test_scale_down_drops_no_request(scale_down: Phase) -> None:
+    assert failures(scale_down.requests) == [], summary(scale_down.requests)
+
+
+def test_scale_up_restores_ten_ready_pods(scale_up: Phase, cluster: Cluster) -> None:
+    assert scale_up.done.returncode == 0, scale_up.done.stdout + scale_up.done.stderr
+    assert [pod_ready(p) for p in pods(cluster)] == [True] * REPLICAS
+
+
+def test_scale_up_drops_no_request(scale_up: Phase) -> None:
+    assert failures(scale_up.requests) == [], summary(scale_up.requests)
+
+
+# g. make sandbox-down puts the host back.
+
+
+def test_sandbox_down_leaves_the_host_as_it_was(
+    scale_up: Phase, names: dict[str, str], host_before: str, project: Project
+) -> None:
+    done = subprocess.run(
+        ["make", "--no-print-directory", "sandbox-down"],
+        cwd=project.dir,
+        env={**os.environ, **names},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert host_state(names) == host_before
