@@ -26,7 +26,7 @@ CRI_SOCK="$NODE_DIR/cri-dockerd.sock"
 # settings they change are the host's, so only one real node runs per host.
 # This file names the NODE_DIR of the sandbox that runs it.
 NODE_OWNER_FILE=/run/k8s-demo-sandbox-node
-NODE_OWNER_LOCK=/run/k8s-demo-sandbox-node.lock
+NODE_OWNER_LOCK="$(dirname "$CACHE")/.real-node.lock"
 # The host settings node-up.sh found, which node-down.sh puts back.
 HOST_RECORD="$NODE_DIR/host-before.env"
 # Paths the kubelet creates whatever its --root-dir says (hard-coded in 1.35).

@@ -234,7 +234,6 @@ start kubelet "$BIN/kubelet" \
   --root-dir "$NODE_DIR/kubelet" \
   --cert-dir "$NODE_DIR/kubelet-pki" \
   --hostname-override "$NODE_NAME" \
-  --node-ip 127.0.0.1 \
   --node-labels "$NODE_LABEL=true"
 node_ready() {
   [ "$(kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
