@@ -426,8 +426,8 @@ fi
 grep -q " $DISTRIBUTION_VERSION\$" <<<"$("$BIN/registry" --version)" || die "registry --version is not $DISTRIBUTION_VERSION"
 
 # ---------------------------------------------------------------- 13. cri-dockerd
-# The real node's container runtime interface on the sandbox's own dockerd.
-# `go install` refuses the module (its go.mod has replace directives), so it
+# The real node's container runtime interface on the sandbox's own dockerd,
+# with one patch of ours.  `go install` refuses the module (its go.mod has replace directives), so it
 # is built in a writable copy of the module, resolving with -mod=mod.
 if have cri-dockerd; then
   echo "[13/$TOTAL] cri-dockerd $CRI_DOCKERD_VERSION: already built"
@@ -439,6 +439,10 @@ else
   rm -rf "$w"
   cp -r "$src" "$w"
   chmod -R u+w "$w"
+  # Our own patch: no periodic work on every dockerd/containerd of the host
+  # unless --runtime-cgroups is given (see the patch's header).
+  (cd "$w" && git apply "$here/patches/cri-dockerd-leave-other-engines.patch") ||
+    die "cannot apply patches/cri-dockerd-leave-other-engines.patch to cri-dockerd $CRI_DOCKERD_VERSION"
   (cd "$w" && GOFLAGS="$GOFLAGS -mod=mod" "$GO" build -p "$JOBS" \
     -ldflags "-s -w -X github.com/Mirantis/cri-dockerd/cmd/version.Version=${CRI_DOCKERD_VERSION#v}" \
     -o out/cri-dockerd .)
