@@ -29,7 +29,7 @@ endif
 endif
 
 .PHONY: help venv up preview destroy login stack history rollback test lint typecheck unit bench-mocks \
-        sandbox-tools sandbox sandbox-down e2e bench render checks checks-venv \
+        sandbox-tools sandbox sandbox-down sandbox-registry sandbox-registry-down e2e bench render checks checks-venv \
         workflow-checks pr-comment pr-preview
 
 help: ## List the targets
@@ -162,6 +162,15 @@ sandbox: ## Start the local sandbox cluster; prints its kubeconfig path
 
 sandbox-down: ## Remove the local sandbox cluster
 	bash sandbox/down.sh
+
+# A registry on 127.0.0.1 for a stack that pushes (README, Registry stack). Only its address goes to
+# stdout: pulumi config set imageRepository "$$(make -s sandbox-registry)/k8s-demo".
+READ_ONLY ?=
+sandbox-registry: ## Start the sandbox's registry on 127.0.0.1; prints its address (READ_ONLY=1: it refuses pushes)
+	@bash sandbox/registry.sh start $(if $(READ_ONLY),--read-only)
+
+sandbox-registry-down: ## Stop the sandbox's registry (its images are kept)
+	@bash sandbox/registry.sh stop
 
 # Two workers, one scenario file each at a time (--dist loadfile), each on a sandbox cluster
 # and Docker engine of its own: the scenarios mostly wait on minReadySeconds, so two fit in 2 cores.

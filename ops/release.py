@@ -45,14 +45,17 @@ from components.settings import (
     StackConfig,
     load_settings,
     read_app_version,
+    registry_host,
 )
 from ops.image_check import ImageCheck, check_image
 from ops.releases import (
     IMAGE_TAG_KEY,
     AppVersionAt,
+    PushRefusal,
     Refusal,
     Release,
     auto_rollback_target,
+    push_refusal,
     release_message,
     releases,
     rollback_target,
@@ -66,6 +69,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HISTORY_PAGE_SIZE = 100
 #: Type token of the resource whose rollout ``up`` watches.
 DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
+#: Type token of the image that ``up`` builds and pushes (components/image.py).
+IMAGE_TYPE = "docker:index/image:Image"
 #: How to release again after an automatic rollback, in every such message.
 RELEASE_AGAIN = (
     "To release again: fix the cause, then `pulumi config set imageTag <new tag>` "
@@ -79,11 +84,13 @@ class UpOutcome:
 
     ``deployment_errors`` are the error diagnostics the engine reported on the
     Deployment (a failed rollout); empty for a success and for any other failure.
+    ``image_errors`` are those it reported on the image (a failed build or push).
     """
 
     succeeded: bool
     changes: Mapping[str, int] = field(default_factory=dict)
     deployment_errors: Sequence[str] = ()
+    image_errors: Sequence[str] = ()
 
 
 class Deployer(Protocol):
@@ -115,9 +122,24 @@ class Deployer(Protocol):
         ...
 
 
+#: The steps that create or update a resource: only in these does a rollout or a build run. A refresh
+#: (``refresh: always`` in Pulumi.yaml) reads the Deployment first, with progress lines of its own.
+_CHANGE_OPS = frozenset({auto.OpType.CREATE, auto.OpType.UPDATE, auto.OpType.REPLACE, auto.OpType.CREATE_REPLACEMENT})
+
+
+def _changed_urn(event: auto.EngineEvent, type_token: str) -> str | None:
+    """The URN of a resource of ``type_token`` whose create or update step starts with ``event``, else None."""
+    pre = event.resource_pre_event
+    if pre is None or pre.metadata.type != type_token:
+        return None
+    # The op is an OpType member or, as parsed from JSON, its plain string value.
+    return pre.metadata.urn if auto.OpType(pre.metadata.op) in _CHANGE_OPS else None
+
+
 class _DeploymentErrors:
-    """An ``on_event`` callback that keeps what the engine reported on a Deployment: its error
-    diagnostics, then its progress lines (which carry Kubernetes' verdict on the rollout)."""
+    """An ``on_event`` callback that keeps what the engine reported on a Deployment's create or update (its
+    rollout): its error diagnostics, then its progress lines (which carry Kubernetes' verdict on the rollout).
+    What the refresh before reported is not kept: it is no rollout."""
 
     def __init__(self) -> None:
         self._urns: set[str] = set()
@@ -129,8 +151,9 @@ class _DeploymentErrors:
         return [*self._failures, *self._progress]
 
     def __call__(self, event: auto.EngineEvent) -> None:
-        if event.resource_pre_event is not None and event.resource_pre_event.metadata.type == DEPLOYMENT_TYPE:
-            self._urns.add(event.resource_pre_event.metadata.urn)
+        urn = _changed_urn(event, DEPLOYMENT_TYPE)
+        if urn is not None:
+            self._urns.add(urn)
         diagnostic = event.diagnostic_event
         if diagnostic is None or diagnostic.urn not in self._urns:
             return
@@ -138,6 +161,23 @@ class _DeploymentErrors:
             self._failures.append(diagnostic.message)
         elif diagnostic.ephemeral:
             self._progress.append(diagnostic.message)
+
+
+class _ErrorsOn:
+    """An ``on_event`` callback that keeps the error diagnostics of the create or update of resources of one type."""
+
+    def __init__(self, type_token: str) -> None:
+        self._type = type_token
+        self._urns: set[str] = set()
+        self.errors: list[str] = []
+
+    def __call__(self, event: auto.EngineEvent) -> None:
+        urn = _changed_urn(event, self._type)
+        if urn is not None:
+            self._urns.add(urn)
+        diagnostic = event.diagnostic_event
+        if diagnostic is not None and diagnostic.urn in self._urns and diagnostic.severity == "error":
+            self.errors.append(diagnostic.message)
 
 
 def _print_error(line: str) -> None:
@@ -191,13 +231,19 @@ class PulumiStack:
 
     def up(self, message: str) -> UpOutcome:
         errors = _DeploymentErrors()
+        image_errors = _ErrorsOn(IMAGE_TYPE)
+
+        def on_event(event: auto.EngineEvent) -> None:
+            errors(event)
+            image_errors(event)
+
         try:
             result = self._stack.up(
-                on_output=print, on_error=_print_error, on_event=errors, refresh=self._refresh, message=message
+                on_output=print, on_error=_print_error, on_event=on_event, refresh=self._refresh, message=message
             )
         except auto.CommandError:
             # The engine's own account of the failure was streamed above.
-            return UpOutcome(False, deployment_errors=errors.errors)
+            return UpOutcome(False, deployment_errors=errors.errors, image_errors=image_errors.errors)
         # The keys are OpType members or, as parsed from JSON, their plain string values.
         changes = {auto.OpType(op).value: count for op, count in (result.summary.resource_changes or {}).items()}
         return UpOutcome(True, changes)
@@ -283,6 +329,17 @@ def rollback_command(
     return 0
 
 
+def _push_refused_message(settings: Settings, refused: PushRefusal) -> str:
+    """The push failed: the registry, the image, why; and that the Deployment was not changed (it needs the digest)."""
+    image = f"{settings.image_repository}:{settings.image_tag}"
+    hint = f"\n{refused.hint}" if refused.hint else ""
+    return (
+        f"error: the push of {image} to {registry_host(settings.image_repository)} failed: {refused.reason}{hint}\n"
+        "The Deployment was not changed: it still runs the image it ran before. "
+        "Run `make up` again once the registry accepts the push."
+    )
+
+
 def _failed_rollout_message(failed: str, reason: str, what_now: str) -> str:
     return f"error: {failed} failed: {reason}\n{what_now}"
 
@@ -311,7 +368,10 @@ def up_command(
     if outcome.succeeded:
         return 0
     if not outcome.deployment_errors:
-        # Not a rollout: bad config, a program error, an unreachable cluster; the engine said which above.
+        refused = push_refusal(outcome.image_errors, registry_host(settings.image_repository) or "")
+        if refused is not None:
+            print(_push_refused_message(settings, refused), file=sys.stderr)
+        # Otherwise not a rollout: bad config, a program error, an unreachable cluster; the engine said which above.
         return 1
 
     failed = f"release {len(before) + 1} (tag {settings.image_tag})"

@@ -57,6 +57,31 @@ _REASON = re.compile(r"\[([A-Za-z]+)\]\s*(.+)")
 # The Deployment's progress line under its pulumi.com/waitFor conditions (components/webapp.py):
 # 'Waiting for {...reason}=NewReplicaSetAvailable (found "ProgressDeadlineExceeded")'.
 _VERDICT = re.compile(r'\.reason\}=NewReplicaSetAvailable \(found "([A-Za-z]+)"\)')
+# The Docker provider's prefix of a failed push, and Docker's words for a registry error that is not JSON:
+# 'error parsing HTTP 405 response body: invalid character 'M' ...: "Method not allowed\n"'.
+_PUSH_OUTPUT = "error reading push output: "
+_BARE_STATUS = re.compile(r'error parsing HTTP ([0-9]{3}) response body: .*: "(.*)"$')
+# What to do about a refusal, by HTTP status, then by the registry's words (lowercase).
+_STATUS_HINTS = {
+    401: "The registry refused it: it wants credentials; run `docker login {registry}` first.",
+    403: "The registry refused it: these credentials may not push to this repository.",
+    405: "The registry refused it: it accepts no pushes, as when it is read-only (maintenance, garbage collection).",
+}
+_ERROR_HINTS = (
+    (("authentication is required", "unauthorized"), _STATUS_HINTS[401]),
+    (("denied",), _STATUS_HINTS[403]),
+)
+
+
+@dataclass(frozen=True)
+class PushRefusal:
+    """Why a push failed.
+
+    ``reason`` is the registry's or Docker's words; ``hint`` is what they mean, a sentence (empty when unknown).
+    """
+
+    reason: str
+    hint: str
 
 
 class Refusal(Exception):
@@ -322,3 +347,28 @@ def rollout_reason(diagnostics: Sequence[str]) -> str:
         if first:
             return first
     return "the rollout did not complete"
+
+
+def push_refusal(diagnostics: Sequence[str], registry: str) -> PushRefusal | None:
+    """Why the push of the built image failed, from the engine's error diagnostics on the image; None if none did.
+
+    The Docker provider reports a failed push as ``error reading push output:
+    <Docker's error>``. Docker's error is the registry's own when the registry
+    sends one (``denied: ...``); a registry that refuses with a bare HTTP status
+    (a read-only registry's ``405 Method not allowed``) comes out as a failure
+    to parse that body as JSON, which names the status and the body: those are
+    given instead. ``hint`` says what that means for ``registry`` (its host).
+    """
+    for text in diagnostics:
+        _, found, error = text.partition(_PUSH_OUTPUT)
+        if not found:
+            continue
+        error = error.strip().split("\n", 1)[0].strip()
+        bare = _BARE_STATUS.search(error)
+        if bare:
+            status, body = int(bare.group(1)), bare.group(2).removesuffix("\\n").strip()
+            return PushRefusal(f"HTTP {status} {body}".strip(), _STATUS_HINTS.get(status, "").format(registry=registry))
+        lowered = error.lower()
+        hint = next((h for words, h in _ERROR_HINTS if any(w in lowered for w in words)), "")
+        return PushRefusal(error, hint.format(registry=registry))
+    return None

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pulumi import automation as auto
 
@@ -120,3 +121,29 @@ class FakeStack:
         self.calls.append("up")
         self.messages.append(message)
         return self.outcomes.pop(0)
+
+
+class EventStack:
+    """An Automation API stack for ``PulumiStack.up``: its ``up`` replays engine events, then fails as the CLI does."""
+
+    name = "dev"
+
+    def __init__(self, events: Sequence[auto.EngineEvent]) -> None:
+        self.events = events
+
+    def up(self, **options: Any) -> auto.UpResult:  # noqa: ANN401  # the Automation API's many keyword options
+        for event in self.events:
+            options["on_event"](event)
+        raise auto.CommandError(auto.CommandResult(stdout="", stderr="", code=1))
+
+
+def step_event(op: auto.OpType, type_token: str, urn: str) -> auto.EngineEvent:
+    """The engine event that starts a step (``op``) on the resource ``urn`` of type ``type_token``."""
+    metadata = auto.StepEventMetadata(op=op, urn=urn, type=type_token, provider="")
+    return auto.EngineEvent(sequence=0, timestamp=0, resource_pre_event=auto.ResourcePreEvent(metadata=metadata))
+
+
+def diagnostic_event(urn: str, message: str, *, severity: str = "info", ephemeral: bool = False) -> auto.EngineEvent:
+    """A diagnostic the engine reports on ``urn``: an error, or a progress line (``ephemeral``)."""
+    diagnostic = auto.DiagnosticEvent(message=message, color="never", severity=severity, ephemeral=ephemeral, urn=urn)
+    return auto.EngineEvent(sequence=0, timestamp=0, diagnostic_event=diagnostic)

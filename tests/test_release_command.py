@@ -3,19 +3,41 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import pytest
+from pulumi import automation as auto
 
 from ops.image_check import ImageCheck
-from ops.release import UpOutcome, history_command, main, rollback_command, up_command
+from ops.release import (
+    DEPLOYMENT_TYPE,
+    IMAGE_TYPE,
+    PulumiStack,
+    UpOutcome,
+    history_command,
+    main,
+    rollback_command,
+    up_command,
+)
 from ops.releases import IMAGE_TAG_KEY, Refusal
-from tests.releases_fakes import FakeStack, no_git, update
+from tests.releases_fakes import EventStack, FakeStack, diagnostic_event, no_git, step_event, update
 
 APP_VERSION = "0.9"
 DEADLINE = '* [ProgressDeadlineExceeded] ReplicaSet "k8s-demo-deployment-7d9" has timed out progressing.'
 OK = UpOutcome(True, {"update": 1, "same": 6})
 ROLLOUT_FAILED = UpOutcome(False, deployment_errors=[DEADLINE])
 OTHER_FAILURE = UpOutcome(False)
+#: What a read-only registry's refusal leaves on the image (recorded in the sandbox).
+PUSH_REFUSED = UpOutcome(
+    False,
+    image_errors=[
+        "error reading push output: error parsing HTTP 405 response body: "
+        "invalid character 'M' looking for beginning of value: \"Method not allowed\\n\"\n"
+    ],
+)
+BUILD_FAILED = UpOutcome(
+    False, image_errors=["error reading build output: executor failed running [/bin/sh -c exit 3]: exit code: 3"]
+)
 
 
 def exists(repository: str, tag: str) -> str | None:
@@ -283,3 +305,71 @@ def test_up_with_invalid_config_is_refused_before_any_update() -> None:
     with pytest.raises(Refusal, match=r"k8s-demo:rollbackOnFailure = 'maybe': must be true or false"):
         up(stack)
     assert stack.calls == []
+
+
+# up whose image cannot be pushed
+
+
+def pushing_stack(outcome: UpOutcome) -> FakeStack:
+    stack = three_releases()
+    stack.values["k8s-demo:imageRepository"] = "127.0.0.1:5000/k8s-demo"
+    stack.outcomes = [outcome]
+    return stack
+
+
+def test_up_whose_push_is_refused_names_the_registry_and_the_refusal(capsys: pytest.CaptureFixture[str]) -> None:
+    assert up(pushing_stack(PUSH_REFUSED)) == 1
+    assert capsys.readouterr().err == (
+        "error: the push of 127.0.0.1:5000/k8s-demo:0.9 to 127.0.0.1:5000 failed: HTTP 405 Method not allowed\n"
+        "The registry refused it: it accepts no pushes, as when it is read-only (maintenance, garbage collection).\n"
+        "The Deployment was not changed: it still runs the image it ran before. "
+        "Run `make up` again once the registry accepts the push.\n"
+    )
+
+
+def test_up_whose_push_is_refused_is_not_rolled_back() -> None:
+    stack = pushing_stack(PUSH_REFUSED)
+    up(stack)
+    assert stack.calls == ["up"]
+
+
+def test_up_whose_build_fails_adds_nothing_to_the_engines_account(capsys: pytest.CaptureFixture[str]) -> None:
+    up(pushing_stack(BUILD_FAILED))
+    assert capsys.readouterr().err == ""
+
+
+# What PulumiStack.up keeps of the engine's events
+
+
+DEPLOYMENT_URN = "urn:pulumi:dev::k8s-demo::k8s-demo:index:WebApp$kubernetes:apps/v1:Deployment::web-deployment"
+IMAGE_URN = "urn:pulumi:dev::k8s-demo::k8s-demo:index:AppImage$docker:index/image:Image::app-image-build"
+PUSH_ERROR = PUSH_REFUSED.image_errors[0]
+#: An up whose refresh reads the Deployment (with a progress line), then whose image push fails.
+REFRESH_THEN_PUSH_FAILS = [
+    step_event(auto.OpType.REFRESH, DEPLOYMENT_TYPE, DEPLOYMENT_URN),
+    diagnostic_event(DEPLOYMENT_URN, "Deployment initialization complete", ephemeral=True),
+    step_event(auto.OpType.UPDATE, IMAGE_TYPE, IMAGE_URN),
+    diagnostic_event(IMAGE_URN, PUSH_ERROR, severity="error"),
+]
+
+
+def pulumi_up(events: list[auto.EngineEvent]) -> UpOutcome:
+    return PulumiStack(cast(auto.Stack, EventStack(events))).up("message")
+
+
+def test_what_the_refresh_reports_on_the_deployment_is_no_failed_rollout() -> None:
+    assert list(pulumi_up(REFRESH_THEN_PUSH_FAILS).deployment_errors) == []
+
+
+def test_the_image_steps_errors_are_kept() -> None:
+    assert list(pulumi_up(REFRESH_THEN_PUSH_FAILS).image_errors) == [PUSH_ERROR]
+
+
+def test_the_deployment_updates_progress_lines_are_its_rollout() -> None:
+    waiting = 'Waiting for {.status.conditions[?(@.type=="Progressing")].reason}=NewReplicaSetAvailable'
+    events = [
+        step_event(auto.OpType.UPDATE, DEPLOYMENT_TYPE, DEPLOYMENT_URN),
+        diagnostic_event(DEPLOYMENT_URN, waiting, ephemeral=True),
+        diagnostic_event(DEPLOYMENT_URN, DEADLINE, severity="error"),
+    ]
+    assert list(pulumi_up(events).deployment_errors) == [DEADLINE, waiting]

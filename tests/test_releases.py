@@ -11,9 +11,11 @@ from pulumi import automation as auto
 from components.settings import TAG_RULE, load_settings
 from ops.releases import (
     AppVersionAt,
+    PushRefusal,
     Refusal,
     Release,
     auto_rollback_target,
+    push_refusal,
     release_message,
     releases,
     rollback_target,
@@ -319,3 +321,46 @@ def test_reason_falls_back_to_the_first_line() -> None:
     assert rollout_reason(["\n'k8s-demo-deployment' timed out waiting to be Ready\nmore"]) == (
         "'k8s-demo-deployment' timed out waiting to be Ready"
     )
+
+
+# Why a push failed, from the engine's diagnostics on the image.
+
+REGISTRY = "127.0.0.1:5000"
+#: The diagnostic a read-only registry (distribution's maintenance mode) gives, as recorded in the sandbox.
+READ_ONLY_PUSH = (
+    "error reading push output: error parsing HTTP 405 response body: "
+    "invalid character 'M' looking for beginning of value: \"Method not allowed\\n\"\n"
+)
+
+
+def test_a_bare_http_refusal_is_named_by_its_status_and_body() -> None:
+    assert push_refusal([READ_ONLY_PUSH], REGISTRY) == PushRefusal(
+        "HTTP 405 Method not allowed",
+        "The registry refused it: it accepts no pushes, as when it is read-only (maintenance, garbage collection).",
+    )
+
+
+def test_the_registrys_own_denial_is_kept_and_explained() -> None:
+    denied = "error reading push output: denied: requested access to the resource is denied"
+    assert push_refusal([denied], REGISTRY) == PushRefusal(
+        "denied: requested access to the resource is denied",
+        "The registry refused it: these credentials may not push to this repository.",
+    )
+
+
+def test_missing_credentials_point_to_docker_login_for_the_registry() -> None:
+    refused = push_refusal(["error reading push output: authentication is required"], REGISTRY)
+    assert refused == PushRefusal(
+        "authentication is required",
+        "The registry refused it: it wants credentials; run `docker login 127.0.0.1:5000` first.",
+    )
+
+
+def test_an_unknown_push_error_is_given_without_a_hint() -> None:
+    refused = push_refusal(["error reading push output: blob upload unknown\nmore"], REGISTRY)
+    assert refused == PushRefusal("blob upload unknown", "")
+
+
+def test_a_failed_build_is_not_a_failed_push() -> None:
+    build = "error reading build output: executor failed running [/bin/sh -c exit 3]: exit code: 3"
+    assert push_refusal([build], REGISTRY) is None
