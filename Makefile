@@ -172,10 +172,11 @@ sandbox-registry: ## Start the sandbox's registry on 127.0.0.1; prints its addre
 sandbox-registry-down: ## Stop the sandbox's registry (its images are kept)
 	@bash sandbox/registry.sh stop
 
-# Two workers, one scenario file each at a time (--dist loadfile), each on a sandbox cluster
-# and Docker engine of its own: the scenarios mostly wait on minReadySeconds, so two fit in 2 cores.
+# Three workers, one scenario file each at a time (--dist loadfile), each on a sandbox cluster
+# and Docker engine of its own (test_real_node.py's with the host's one real node): the scenarios
+# mostly wait on minReadySeconds, rollouts and timeouts, so three fit in 2 cores.
 e2e: venv ## End-to-end suite: real pulumi up against the sandbox (needs make sandbox-tools)
-	$(BIN)/python -m pytest -m e2e tests/e2e -v -n 2 --dist loadfile
+	$(BIN)/python -m pytest -m e2e tests/e2e -v -n 3 --dist loadfile
 
 bench: venv ## Sandbox benchmark: pulumi up vs kubectl apply, rollout vs its floor
 	$(BIN)/python -m tests.e2e.bench

@@ -192,8 +192,9 @@ def real_node_bench(workdir: Path) -> list[str]:
         traffic_row(f"steady, {BASELINE_SECONDS:.0f} s", steady.snapshot()),
         traffic_row("during the rollout", rolling.snapshot()),
         "",
-        f"node components at rest ({usage.processes} processes, {REST_SECONDS:.0f} s): "
-        f"{usage.rss_mib:.0f} MiB resident, {usage.cpu_percent:.1f} % of one core",
+        f"node components at rest with the {REPLICAS} pods running ({usage.processes} processes, "
+        f"{REST_SECONDS:.0f} s): {usage.rss_mib:.0f} MiB resident, {usage.cpu_percent:.1f} % of one core",
+        f"  {usage.breakdown()}",
     ]
 
 

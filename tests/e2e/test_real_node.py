@@ -161,10 +161,11 @@ def under_traffic(port: int, *steps: list[str], project: Project) -> Phase:
         returned = time.monotonic()
         time.sleep(AFTER_RETURN)
     phase = Phase(done, returned, traffic.snapshot())
+    kubeconfig = f"--kubeconfig {project.cluster.kubeconfig} "
     TRAFFIC_LOG.parent.mkdir(parents=True, exist_ok=True)
     with TRAFFIC_LOG.open("a", encoding="utf-8") as log:
         took = returned - phase.requests[0].started if phase.requests else 0.0
-        label = " && ".join(" ".join([Path(step[0]).name, *step[1:]]) for step in steps)
+        label = " && ".join(" ".join([Path(step[0]).name, *step[1:]]).replace(kubeconfig, "") for step in steps)
         log.write(f"{time.strftime('%FT%T')} {label}: {took:.1f} s; {summary(phase.requests)}; ")
         log.write(f"after return: {summary(phase.after_return())}\n")
     return phase
