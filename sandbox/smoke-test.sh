@@ -6,7 +6,8 @@
 #      old pods stay available
 #   4. kubectl rollout undo brings back 10/10 available pods of k8s-demo:0.1
 # Usage: sandbox/smoke-test.sh [KUBECONFIG]   (default: the path up.sh prints)
-# Works in a throwaway namespace that it deletes at the end.
+# Works in a throwaway namespace that it deletes at the end, on the simulated
+# nodes only (the real node, if any, is not used).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -75,6 +76,11 @@ spec:
     metadata:
       labels: {app: web}
     spec:
+      # kwok's simulated nodes only (the images need not exist): with a real
+      # node running they carry the taint that keeps workloads off them.
+      nodeSelector: {type: kwok}
+      tolerations:
+      - {key: k8s-demo.sandbox/simulated, operator: Exists, effect: NoSchedule}
       containers:
       - name: web
         image: k8s-demo:0.1
