@@ -111,23 +111,21 @@ def project(tmp_path_factory: pytest.TempPathFactory, cluster: Cluster) -> Proje
     return Project(tmp_path_factory.mktemp("node-project"), cluster)
 
 
+def run(project: Project, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``argv`` in the project copy with the sandbox shell's environment (``make`` through the operator helper)."""
+    if argv[0] == "make":
+        return make(project, *argv[1:])
+    env = command_env(project)
+    return subprocess.run(
+        argv, cwd=project.dir, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
+    )
+
+
 def pulumi(project: Project, *args: str) -> str:
     """``pulumi <args>`` in the project copy, as a user types it in the sandbox shell; its stdout."""
-    done = subprocess.run(
-        ["pulumi", *args],
-        cwd=project.dir,
-        env=command_env(project),
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
+    done = run(project, ["pulumi", *args])
     assert done.returncode == 0, f"pulumi {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
-
-
-def make_up(project: Project) -> subprocess.CompletedProcess[str]:
-    return make(project, "up", "ARGS=--yes")
 
 
 def get(port: int, path: str = "/") -> tuple[int, str]:
@@ -144,18 +142,7 @@ def under_traffic(port: int, *steps: list[str], project: Project) -> Phase:
     """Run each step (``make`` or ``pulumi`` argv) in turn under traffic; traffic goes on AFTER_RETURN s after."""
     with Traffic(port) as traffic:
         for step in steps:
-            if step[0] == "make":
-                done = make(project, *step[1:])
-            else:
-                done = subprocess.run(
-                    step,
-                    cwd=project.dir,
-                    env=command_env(project),
-                    capture_output=True,
-                    text=True,
-                    timeout=COMMAND_TIMEOUT,
-                    check=False,
-                )
+            done = run(project, step)
             if done.returncode != 0 and step is not steps[-1]:
                 break
         returned = time.monotonic()
@@ -184,7 +171,7 @@ def first_deploy(project: Project, cluster: Cluster) -> int:
     project.write_app("0.1", "Hello Docker!")
     assert make(project, "stack").returncode == 0
     pulumi(project, "config", "set", "podReadyTimeoutSeconds", str(POD_READY))
-    done = make_up(project)
+    done = run(project, ["make", "up", "ARGS=--yes"])
     assert done.returncode == 0, done.stdout + done.stderr
     return int(pulumi(project, "stack", "output", "nodePort").strip())
 
