@@ -15,6 +15,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=docker-common.sh
 . "$here/docker-common.sh"
+# shellcheck source=host-common.sh
+. "$here/host-common.sh"
 purge=""
 case "${1:-}" in
   "") ;;
@@ -28,24 +30,13 @@ log() { echo "sandbox-docker-down: $*" >&2; }
 [ "$(id -u)" = 0 ] || { log "ERROR: needs root, as docker-up.sh did"; exit 1; }
 
 stopped=""
-alive() { [ -d "/proc/$1" ] && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
-# stop PIDFILE WHAT: SIGTERM the process in PIDFILE if it is ours; SIGKILL
-# after 30 s.  dockerd stops its running containers on SIGTERM.
+# stop PIDFILE WHAT: the process in PIDFILE, if it is ours, given 30 s to
+# exit.  dockerd stops its running containers on SIGTERM.
 stop() {
-  local pid i
+  local pid
   if pid="$(our_pid "$1")"; then
-    log "stopping $2 (pid $pid) ..."
     stopped=1
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 150; i++)); do
-      alive "$pid" || break
-      sleep 0.2
-    done
-    if alive "$pid"; then
-      log "$2 did not stop within 30 s: SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
-    fi
+    terminate "$pid" "$2" 30
   fi
   rm -f "$1"
 }

@@ -1,11 +1,12 @@
 # shellcheck shell=bash
-# Sourced by docker-up.sh and node-up.sh: host helpers shared by the sandbox's
+# Sourced by the docker-*, node-* and registry scripts: host helpers shared by the sandbox's
 # Docker engine and its real node.
 #   - install_debian_packages: what the sandbox needs from Debian, installed
 #     without starting any service;
 #   - pick_subnet: a private IPv4 /24 for a sandbox bridge (the Docker
 #     engine's, the real node's pod network) that no route on the host uses,
-#     so sandbox traffic never shadows a real network.
+#     so sandbox traffic never shadows a real network;
+#   - terminate: stop one process of the sandbox's, gracefully first.
 
 # install_debian_packages PACKAGE...: apt-get install them (needs root).  A
 # package's postinst could start a system-wide service (docker.io starts a
@@ -64,3 +65,21 @@ pick_subnet() {
   return 1
 }
 
+
+# alive PID: is PID a running (not zombie) process?
+alive() { [ -d "/proc/$1" ] && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
+# terminate PID NAME SECONDS: SIGTERM PID (a process the caller checked is
+# its own), wait up to SECONDS for it to exit, then SIGKILL it.  Logs with
+# the caller's log function.
+terminate() {
+  local pid="$1" name="$2" i
+  log "stopping $name (pid $pid) ..."
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < $3 * 5; i++)); do
+    alive "$pid" || return 0
+    sleep 0.2
+  done
+  log "$name did not stop within $3 s: SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  sleep 0.5
+}

@@ -18,6 +18,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/docker-common.sh"
 # shellcheck source=node-common.sh
 . "$here/node-common.sh"
+# shellcheck source=host-common.sh
+. "$here/host-common.sh"
 BIN="$CACHE/bin"
 
 log() { echo "sandbox-node-down: $*" >&2; }
@@ -25,22 +27,11 @@ log() { echo "sandbox-node-down: $*" >&2; }
 [ -d "$NODE_DIR" ] || exit 0
 [ "$(id -u)" = 0 ] || { log "ERROR: needs root, as node-up.sh did"; exit 1; }
 
-alive() { [ -d "/proc/$1" ] && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
-# stop NAME: SIGTERM our process NAME; SIGKILL after 20 s.
+# stop NAME: our process NAME, given 20 s to exit.
 stop() {
-  local pid i
+  local pid
   if pid="$(our_node_pid "$1")"; then
-    log "stopping $1 (pid $pid) ..."
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-      alive "$pid" || break
-      sleep 0.2
-    done
-    if alive "$pid"; then
-      log "$1 did not stop within 20 s: SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
-    fi
+    terminate "$pid" "$1" 20
   fi
   rm -f "$NODE_DIR/$1.pid"
 }

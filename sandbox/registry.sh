@@ -28,6 +28,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=host-common.sh
+. "$here/host-common.sh"
 CACHE="${CACHE:-$("$here/tools-path.sh")}"
 SANDBOX_NAME="${SANDBOX_NAME:-k8s-demo}"
 KWOK_WORKDIR="${KWOK_WORKDIR:-$CACHE/kwok}"
@@ -56,27 +58,16 @@ our_pid() {
   echo "$pid"
 }
 
-alive() { [ -d "/proc/$1" ] && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
-
 # answers PORT: does the registry on 127.0.0.1:PORT answer GET /v2/ with 200?
 answers() {
   [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1/v2/" 2>/dev/null)" = 200 ]
 }
 
 stop() {
-  local pid i
+  local pid
   if pid="$(our_pid)"; then
-    log "stopping registry (pid $pid) ..."
-    kill -TERM "$pid" 2>/dev/null || true
     # The registry drains for up to http.draintimeout (set to 5 s below).
-    for ((i = 0; i < 100; i++)); do
-      alive "$pid" || break
-      sleep 0.1
-    done
-    if alive "$pid"; then
-      log "registry did not stop within 10 s: SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+    terminate "$pid" registry 10
     log "stopped; images kept in $REGISTRY_DIR/storage"
   else
     log "no registry of ours running in $REGISTRY_DIR"
