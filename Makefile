@@ -33,7 +33,7 @@ endif
         workflow-checks pr-comment pr-preview
 
 help: ## List the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt policy/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,7 +58,7 @@ login: venv
 	@mkdir -p .pulumi-state
 	pulumi login "$$PULUMI_BACKEND_URL" >/dev/null
 
-stack: login
+stack: login ## Log in to the state backend, then select STACK (create it if new)
 	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
 
 # ops.release up: pulumi up, and on a failed rollout (rollbackOnFailure) one rollback to the last good tag.
@@ -152,15 +152,16 @@ test: lint typecheck unit checks ## Everything CI runs without a cluster
 bench-mocks: venv ## Time the program under mocks, per stack
 	$(BIN)/python -m tools.bench_program
 
-# Local Kubernetes sandbox: real API server, controllers, scheduler, Pulumi engine
-# and provider, built from Go modules; pods are simulated by kwok.
+# Local Kubernetes sandbox: real API server, controllers, scheduler, one real node,
+# Pulumi engine and providers, built from Go modules and pinned commits; more nodes
+# are simulated by kwok (see sandbox/README.md).
 sandbox-tools: ## Build the sandbox tools into a per-user cache (cold: about 40 min on 2 cores)
 	bash sandbox/build-tools.sh
 
-sandbox: ## Start the local sandbox cluster; prints its kubeconfig path
+sandbox: ## Start the sandbox (as root: cluster, real node, Docker engine); prints its kubeconfig path
 	bash sandbox/up.sh
 
-sandbox-down: ## Remove the local sandbox cluster
+sandbox-down: ## Stop the sandbox's node and engine, remove its cluster: the host as it was
 	bash sandbox/down.sh
 
 # A registry on 127.0.0.1 for a stack that pushes (README, Registry stack). Only its address goes to
@@ -178,5 +179,5 @@ sandbox-registry-down: ## Stop the sandbox's registry (its images are kept)
 e2e: venv ## End-to-end suite: real pulumi up against the sandbox (needs make sandbox-tools)
 	$(BIN)/python -m pytest -m e2e tests/e2e -v -n 3 --dist loadfile
 
-bench: venv ## Sandbox benchmark: pulumi up vs kubectl apply, rollout vs its floor
+bench: venv ## Sandbox benchmark: pulumi up vs kubectl apply, rollouts vs their floors, real traffic
 	$(BIN)/python -m tests.e2e.bench
