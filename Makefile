@@ -155,7 +155,7 @@ bench-mocks: venv ## Time the program under mocks, per stack
 # Local Kubernetes sandbox: real API server, controllers, scheduler, one real node,
 # Pulumi engine and providers, built from Go modules and pinned commits; more nodes
 # are simulated by kwok (see sandbox/README.md).
-sandbox-tools: ## Build the sandbox tools into a per-user cache (cold: about 40 min on 2 cores)
+sandbox-tools: ## Build the sandbox tools into a per-user cache (cold: about 27 min on 2 cores)
 	bash sandbox/build-tools.sh
 
 sandbox: ## Start the sandbox (as root: cluster, real node, Docker engine); prints its kubeconfig path
