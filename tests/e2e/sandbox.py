@@ -5,8 +5,10 @@ Everything on the user's path is real: the Pulumi CLI runs the project's own
 (``pulumi-language-python``), the Docker provider builds ``app/`` in the
 sandbox's own Docker engine, and the Kubernetes provider deploys to the API
 server, etcd, controller manager (Deployment and ReplicaSet controllers) and
-scheduler. What is simulated: kwok plays the kubelet, so pods run no
-containers and are marked ready by kwok.
+scheduler. By default kwok plays the kubelet, so pods run no containers and
+are marked ready by kwok (the scale scenarios); ``running_cluster(...,
+real_node=True)`` adds the sandbox's real node, whose pods run nginx for real
+(tests/e2e/test_real_node.py; one per host).
 """
 
 from __future__ import annotations
