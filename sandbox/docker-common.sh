@@ -7,6 +7,8 @@
 # pid file, state dir, bridge or cgroup with any other Docker engine:
 #   SANDBOX_DOCKER_DIR  default $KWOK_WORKDIR/docker/<name>
 
+# shellcheck source=host-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/host-common.sh"
 CACHE="${CACHE:-$("$(dirname "${BASH_SOURCE[0]}")/tools-path.sh")}"
 SANDBOX_NAME="${SANDBOX_NAME:-k8s-demo}"
 export KWOK_WORKDIR="${KWOK_WORKDIR:-$CACHE/kwok}"
@@ -31,11 +33,4 @@ sandbox_docker() { DOCKER_HOST="unix://$DOCKER_SOCK" "$DOCKER_CLI" "$@"; }
 # our_pid PIDFILE: print the pid in PIDFILE if that process is alive and was
 # started with a path under $DOCKER_DIR (so a reused pid of some other
 # process is never taken for ours).
-our_pid() {
-  local pid
-  pid="$(cat "$1" 2>/dev/null)" || return 1
-  case "$pid" in '' | *[!0-9]*) return 1 ;; esac
-  [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qF "$DOCKER_DIR/" || return 1
-  echo "$pid"
-}
+our_pid() { pid_from "$1" "$DOCKER_DIR/"; }

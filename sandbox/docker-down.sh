@@ -15,8 +15,6 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=docker-common.sh
 . "$here/docker-common.sh"
-# shellcheck source=host-common.sh
-. "$here/host-common.sh"
 purge=""
 case "${1:-}" in
   "") ;;

@@ -21,8 +21,6 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=docker-common.sh
 . "$here/docker-common.sh"
-# shellcheck source=host-common.sh
-. "$here/host-common.sh"
 TIMEOUT="${SANDBOX_DOCKER_TIMEOUT:-60}"
 
 log() { echo "sandbox-docker: $*" >&2; }

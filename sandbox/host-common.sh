@@ -1,11 +1,13 @@
 # shellcheck shell=bash
-# Sourced by the docker-*, node-* and registry scripts: host helpers shared by the sandbox's
+# Sourced by docker-common.sh (so by every script that sources it) and by
+# registry.sh: host helpers shared by the sandbox's
 # Docker engine and its real node.
 #   - install_debian_packages: what the sandbox needs from Debian, installed
 #     without starting any service;
 #   - pick_subnet: a private IPv4 /24 for a sandbox bridge (the Docker
 #     engine's, the real node's pod network) that no route on the host uses,
 #     so sandbox traffic never shadows a real network;
+#   - pid_from: the pid in a pid file, only if that process is the sandbox's;
 #   - terminate: stop one process of the sandbox's, gracefully first.
 
 # install_debian_packages PACKAGE...: apt-get install them (needs root).  A
@@ -66,6 +68,17 @@ pick_subnet() {
 }
 
 
+# pid_from PIDFILE TEXT [-x]: print the pid in PIDFILE if that process is
+# alive and one argument of its command line contains TEXT (with -x: is
+# TEXT), so a reused pid of some other process is never taken for ours.
+pid_from() {
+  local pid
+  pid="$(cat "$1" 2>/dev/null)" || return 1
+  case "$pid" in '' | *[!0-9]*) return 1 ;; esac
+  [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qF ${3:+"$3"} -- "$2" || return 1
+  echo "$pid"
+}
 # alive PID: is PID a running (not zombie) process?
 alive() { [ -d "/proc/$1" ] && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
 # terminate PID NAME SECONDS: SIGTERM PID (a process the caller checked is

@@ -37,14 +37,7 @@ NODE_SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.co
 
 # our_node_pid NAME: the pid in $NODE_DIR/NAME.pid if that process is alive
 # and was started with a path under $NODE_DIR (a reused pid is never ours).
-our_node_pid() {
-  local pid
-  pid="$(cat "$NODE_DIR/$1.pid" 2>/dev/null)" || return 1
-  case "$pid" in '' | *[!0-9]*) return 1 ;; esac
-  [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qF "$NODE_DIR/" || return 1
-  echo "$pid"
-}
+our_node_pid() { pid_from "$NODE_DIR/$1.pid" "$NODE_DIR/"; }
 
 # cgroup_hierarchies: the mount point of each cgroup hierarchy (v1: one per
 # controller set; v2: the one unified tree), each once.

@@ -18,8 +18,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/docker-common.sh"
 # shellcheck source=node-common.sh
 . "$here/node-common.sh"
-# shellcheck source=host-common.sh
-. "$here/host-common.sh"
 BIN="$CACHE/bin"
 
 log() { echo "sandbox-node-down: $*" >&2; }

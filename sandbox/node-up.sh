@@ -36,8 +36,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/docker-common.sh"
 # shellcheck source=node-common.sh
 . "$here/node-common.sh"
-# shellcheck source=host-common.sh
-. "$here/host-common.sh"
 # shellcheck source=versions.env
 . "$here/versions.env"
 BIN="$CACHE/bin"

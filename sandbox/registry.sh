@@ -49,14 +49,7 @@ usage() { echo "usage: $0 start [--read-only] | stop" >&2; exit 2; }
 
 # our_pid: print the pid in $PIDFILE if that process is alive and runs our
 # config file (so a reused pid of some other process is never taken for ours).
-our_pid() {
-  local pid
-  pid="$(cat "$PIDFILE" 2>/dev/null)" || return 1
-  case "$pid" in '' | *[!0-9]*) return 1 ;; esac
-  [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qxF "$CONFIG" || return 1
-  echo "$pid"
-}
+our_pid() { pid_from "$PIDFILE" "$CONFIG" -x; }
 
 # answers PORT: does the registry on 127.0.0.1:PORT answer GET /v2/ with 200?
 answers() {
