@@ -130,7 +130,7 @@ REST_SECONDS = 20.0
 
 
 def _time(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return datetime.fromisoformat(stamp)
 
 
 def start_to_ready(cluster: Cluster, namespace: str, image: str) -> list[float]:

@@ -413,7 +413,7 @@ def test_probes_pass_against_the_real_health_endpoint(scale_up: Phase, cluster: 
 
 def _started(pod: dict[str, Any]) -> float:
     stamp = pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(stamp).timestamp()
 
 
 # g. make sandbox-down puts the host back.
