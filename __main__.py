@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pulumi
 
 from components.image import AppImage, AppImageArgs
-from components.settings import APP_DIR, PROJECT, load_settings, read_app_version
+from components.settings import load_settings
 from components.webapp import WebApp, WebAppArgs, node_url
+from project import APP_DIR, NAME, read_app_version
 
 settings = load_settings(
-    pulumi.Config(PROJECT),
+    pulumi.Config(NAME),
     project=pulumi.get_project(),
     stack=pulumi.get_stack(),
-    app_version=read_app_version(Path(__file__).resolve().parent),
+    app_version=read_app_version(),
 )
 
 image_args = AppImageArgs(

@@ -19,22 +19,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Protocol, TypeVar
 
 import pulumi
-
-#: Project name; also the config namespace (``k8s-demo:replicas``).
-PROJECT = "k8s-demo"
-
-#: The app's directory, relative to the project root (the build context).
-APP_DIR = "app"
-
-#: Where the app's version is declared, once.
-VERSION_FILE = "VERSION"
-
-#: Stacks named ``pr-<number>`` are review stacks for pull requests (the policy pack lets them run 1 replica).
-REVIEW_STACK = re.compile(r"^pr-[0-9]+$")
 
 #: ``imageTag`` marker (Pulumi.yaml's default): deploy, and build, the app's own version.
 APP_VERSION_TAG = "app/VERSION"
@@ -235,11 +222,6 @@ def image_tag_problem(tag: str) -> str | None:
     if not _TAG.match(tag):
         return TAG_RULE
     return None
-
-
-def read_app_version(project_root: Path) -> str:
-    """The app's version from ``app/VERSION``."""
-    return (project_root / APP_DIR / VERSION_FILE).read_text(encoding="utf-8").strip()
 
 
 def default_namespace(project: str, stack: str) -> str:

@@ -31,8 +31,8 @@ from typing import Any
 
 import pulumi
 
-from components.settings import PROJECT, Settings, StackConfig, load_settings, read_app_version
-from tools.mock_engine import PROJECT_ROOT, project_defaults
+from components.settings import Settings, StackConfig, load_settings
+from project import DEPLOYMENT_TYPE, NAME, ROOT, STACK_TYPE, project_defaults, read_app_version
 
 #: GitHub refuses a comment body longer than this many characters.
 GITHUB_COMMENT_LIMIT = 65_536
@@ -44,8 +44,6 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 ERROR_LINES = 20
 ERROR_LINE_WIDTH = 500
 
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-STACK_TYPE = "pulumi:pulumi:Stack"
 
 # Step ops that change something, by the kind the summary counts them as.
 _KIND_OF_OP = {
@@ -216,7 +214,7 @@ class Preview:
 
     def deployment(self) -> Step | None:
         """The plan step of the Deployment, if the program has one."""
-        return next((step for step in self.plan_steps() if step.type == DEPLOYMENT), None)
+        return next((step for step in self.plan_steps() if step.type == DEPLOYMENT_TYPE), None)
 
 
 def read_event_log(lines: Iterable[str]) -> PolicyResult:
@@ -255,7 +253,7 @@ def settings_for(preview: Preview, stack: str, app_version: str) -> Settings:
     defaults go underneath, as the CLI merges them. Raises the program's ``pulumi.RunError``.
     """
     values = {**project_defaults(), **preview.config}
-    return load_settings(StackConfig(PROJECT, values), project=PROJECT, stack=stack, app_version=app_version)
+    return load_settings(StackConfig(NAME, values), project=NAME, stack=stack, app_version=app_version)
 
 
 # ---------------------------------------------------------------------------
@@ -699,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--event-log", type=Path, help="with --preview-json: its `--event-log` file (policy results)")
     parser.add_argument("--policy-pack", help="without --preview-json: run the preview with this policy pack")
     parser.add_argument(
-        "--project-dir", type=Path, default=PROJECT_ROOT, help="where app/VERSION is (default: the project of ops/)"
+        "--project-dir", type=Path, default=ROOT, help="where app/VERSION is (default: the project of ops/)"
     )
     args = parser.parse_args(argv)
     if args.preview_json is None and args.event_log is not None:

@@ -30,23 +30,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import pulumi
 from pulumi import automation as auto
 
-from components.settings import (
-    APP_DIR,
-    APP_VERSION_TAG,
-    PROJECT,
-    VERSION_FILE,
-    Settings,
-    StackConfig,
-    load_settings,
-    read_app_version,
-    registry_host,
-)
+from components.settings import APP_VERSION_TAG, Settings, StackConfig, load_settings, registry_host
 from ops.image_check import ImageCheck, check_image
 from ops.releases import (
     IMAGE_TAG_KEY,
@@ -63,14 +52,10 @@ from ops.releases import (
     running_release,
     table,
 )
+from project import APP_DIR, DEPLOYMENT_TYPE, IMAGE_TYPE, NAME, ROOT, VERSION_FILE, read_app_version
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: Entries per ``pulumi stack history`` page (the CLI's default page is 10, which would hide older releases).
 HISTORY_PAGE_SIZE = 100
-#: Type token of the resource whose rollout ``up`` watches.
-DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
-#: Type token of the image that ``up`` builds and pushes (components/image.py).
-IMAGE_TYPE = "docker:index/image:Image"
 #: How to release again after an automatic rollback, in every such message.
 RELEASE_AGAIN = (
     "To release again: fix the cause, then `pulumi config set imageTag <new tag>` "
@@ -196,10 +181,10 @@ class PulumiStack:
     def open(cls, name: str, *, create: bool, refresh: bool = False) -> PulumiStack:
         """Select the stack (or create it, for ``up``); raises ``Refusal`` when it does not exist."""
         if create:
-            stack = auto.create_or_select_stack(stack_name=name, work_dir=str(PROJECT_ROOT))
+            stack = auto.create_or_select_stack(stack_name=name, work_dir=str(ROOT))
             return cls(stack, refresh=refresh)
         try:
-            stack = auto.select_stack(stack_name=name, work_dir=str(PROJECT_ROOT))
+            stack = auto.select_stack(stack_name=name, work_dir=str(ROOT))
         except auto.StackNotFoundError:
             raise Refusal(f"there is no stack {name!r} in this backend; `make up STACK={name}` creates it") from None
         return cls(stack, refresh=refresh)
@@ -253,7 +238,7 @@ def git_app_version_at(commit: str) -> str | None:
     """``app/VERSION`` as committed at ``commit`` in the project's git repository, or None."""
     try:
         shown = subprocess.run(
-            ["git", "-C", str(PROJECT_ROOT), "show", f"{commit}:{APP_DIR}/{VERSION_FILE}"],
+            ["git", "-C", str(ROOT), "show", f"{commit}:{APP_DIR}/{VERSION_FILE}"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -267,11 +252,9 @@ def git_app_version_at(commit: str) -> str | None:
 
 def validated(deployer: Deployer, app_version: str, **overrides: str) -> Settings:
     """The stack's settings, with ``overrides`` (short keys), validated as the program does; ``Refusal`` if bad."""
-    values = {**deployer.config(), **{f"{PROJECT}:{key}": value for key, value in overrides.items()}}
+    values = {**deployer.config(), **{f"{NAME}:{key}": value for key, value in overrides.items()}}
     try:
-        return load_settings(
-            StackConfig(PROJECT, values), project=PROJECT, stack=deployer.name, app_version=app_version
-        )
+        return load_settings(StackConfig(NAME, values), project=NAME, stack=deployer.name, app_version=app_version)
     except pulumi.RunError as error:
         raise Refusal(str(error)) from None
 
@@ -456,7 +439,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     args = parser().parse_args(argv)
-    app_version = read_app_version(PROJECT_ROOT)
+    app_version = read_app_version()
     try:
         if args.command == "history":
             return history_command(PulumiStack.open(args.stack, create=False), git_app_version_at, as_json=args.json)

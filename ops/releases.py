@@ -29,7 +29,8 @@ from datetime import datetime
 
 from pulumi import automation as auto
 
-from components.settings import APP_VERSION_TAG, PROJECT, image_tag_problem
+from components.settings import APP_VERSION_TAG, image_tag_problem
+from project import config_key
 
 #: The history kind of a ``pulumi up``; the only kind that is a release.
 UPDATE = "update"
@@ -38,7 +39,7 @@ DESTROY = "destroy"
 #: The result of an update that finished without error.
 SUCCEEDED = "succeeded"
 #: The full config key of the tag.
-IMAGE_TAG_KEY = f"{PROJECT}:imageTag"
+IMAGE_TAG_KEY = config_key("imageTag")
 #: Length of a commit shown in the table, as ``git log --oneline`` shows it.
 SHORT_COMMIT = 7
 #: The Deployment condition reason of a stalled rollout.

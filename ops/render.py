@@ -19,10 +19,11 @@ from typing import Any
 import pulumi
 import yaml
 
-from tools.mock_engine import PROJECT_ROOT, MockResource, run_program, stack_config
+from project import ROOT, stack_file_config
+from tools.mock_engine import MockResource, run_program
 
 #: Where ``make render`` writes, one directory per stack.
-DEFAULT_OUT = PROJECT_ROOT / "build" / "manifests"
+DEFAULT_OUT = ROOT / "build" / "manifests"
 
 #: Type-token prefix of the objects Pulumi sends to the cluster (not components, not the image).
 KUBERNETES_PREFIX = "kubernetes:"
@@ -88,7 +89,7 @@ def file_name(index: int, obj: Mapping[str, Any]) -> str:
 
 def render_stack(stack: str, out: Path) -> list[Path]:
     """Run the program for ``stack`` and write its manifests to ``out/<stack>/``; return the files."""
-    objects = kubernetes_objects(run_program(stack, stack_config(stack)).resources)
+    objects = kubernetes_objects(run_program(stack, stack_file_config(stack)).resources)
     directory = out / stack
     directory.mkdir(parents=True, exist_ok=True)
     # An object the program no longer creates must not survive as a stale file.

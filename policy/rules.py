@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from components.settings import REVIEW_STACK
+from project import REVIEW_STACK
 
 #: Stacks that may run a single replica: the developer's own and pull-request review stacks.
 SINGLE_REPLICA_STACK = "dev"

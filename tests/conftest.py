@@ -9,9 +9,10 @@ import pulumi
 import pytest
 from pulumi.runtime.settings import set_root_resource
 
-from components.settings import PROJECT, Resources
+from components.settings import Resources
+from project import NAME, config_key, project_defaults, stack_file_config
 from tests.e2e.sandbox import Cluster, Project, running_cluster, tools_built, tools_dir
-from tools.mock_engine import ClusterMocks, ProgramRun, project_defaults, project_key, run_program, stack_config
+from tools.mock_engine import ClusterMocks, ProgramRun, run_program
 
 #: The committed stacks plus a review stack that has no stack file.
 STACKS = ("dev", "prod", "pr-42")
@@ -20,7 +21,7 @@ STACKS = ("dev", "prod", "pr-42")
 @pytest.fixture(scope="session")
 def stack_runs() -> dict[str, ProgramRun]:
     """The program run once per stack with that stack's committed config."""
-    return {stack: run_program(stack, stack_config(stack)) for stack in STACKS}
+    return {stack: run_program(stack, stack_file_config(stack)) for stack in STACKS}
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +44,7 @@ def run_dev_with() -> Callable[..., ProgramRun]:
     """Run the dev stack with extra project keys: ``run_dev_with(imageTag="0.1")``."""
 
     def run(**keys: str) -> ProgramRun:
-        config = {**stack_config("dev"), **{project_key(key): value for key, value in keys.items()}}
+        config = {**stack_file_config("dev"), **{config_key(key): value for key, value in keys.items()}}
         return run_program("dev", config)
 
     return run
@@ -54,8 +55,8 @@ def config() -> Iterator[Callable[..., pulumi.Config]]:
     """Install the project defaults overlaid with ``keys`` (short names); return a ``pulumi.Config`` over it."""
 
     def make(**keys: str) -> pulumi.Config:
-        pulumi.runtime.set_all_config({**project_defaults(), **{project_key(k): v for k, v in keys.items()}})
-        return pulumi.Config(PROJECT)
+        pulumi.runtime.set_all_config({**project_defaults(), **{config_key(k): v for k, v in keys.items()}})
+        return pulumi.Config(NAME)
 
     yield make
     pulumi.runtime.set_all_config({})
@@ -66,7 +67,7 @@ def mocks() -> ClusterMocks:
     """A fresh mock engine for testing one component at a time."""
     engine = ClusterMocks()
     set_root_resource(None)  # type: ignore[arg-type]
-    pulumi.runtime.set_mocks(engine, project=PROJECT, stack="unit", preview=False)
+    pulumi.runtime.set_mocks(engine, project=NAME, stack="unit", preview=False)
     return engine
 
 

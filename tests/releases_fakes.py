@@ -13,7 +13,7 @@ from pulumi import automation as auto
 
 from ops.release import UpOutcome
 from ops.releases import IMAGE_TAG_KEY
-from tools.mock_engine import stack_config
+from project import stack_file_config
 
 #: ``pulumi stack history --json`` output captured from the sandbox (see tests/data/README.md).
 DATA = Path(__file__).resolve().parent / "data"
@@ -99,7 +99,7 @@ class FakeStack:
 
     summaries: Sequence[auto.UpdateSummary]
     outcomes: list[UpOutcome] = field(default_factory=list)
-    values: dict[str, str] = field(default_factory=lambda: stack_config("dev"))
+    values: dict[str, str] = field(default_factory=lambda: stack_file_config("dev"))
     calls: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     name: str = "dev"

@@ -14,7 +14,8 @@ from pulumi.runtime.settings import SETTINGS
 from components.image import AppImage, AppImageArgs
 from components.settings import Resources
 from components.webapp import DEPLOYMENT_NAME, SERVICE_NAME, WebApp, WebAppArgs
-from tools.mock_engine import ASSIGNED_NODE_PORT, DOCKER_IMAGE, ClusterMocks
+from project import IMAGE_TYPE
+from tools.mock_engine import ASSIGNED_NODE_PORT, ClusterMocks
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_image_for_app_version_is_built(mocks: ClusterMocks) -> pulumi.Output[No
 
     def check(values: list[object]) -> None:
         assert values == ["k8s-demo:0.2", True]
-        assert [r.inputs["imageName"] for r in mocks.resources if r.type == DOCKER_IMAGE] == ["k8s-demo:0.2"]
+        assert [r.inputs["imageName"] for r in mocks.resources if r.type == IMAGE_TYPE] == ["k8s-demo:0.2"]
 
     return pulumi.Output.all(image.image_ref, image.built).apply(check)
 
@@ -108,7 +109,7 @@ def test_image_for_other_tag_is_not_built(mocks: ClusterMocks) -> pulumi.Output[
 
     def check(values: list[object]) -> None:
         assert values == ["k8s-demo:0.1", False]
-        assert [r for r in mocks.resources if r.type == DOCKER_IMAGE] == []
+        assert [r for r in mocks.resources if r.type == IMAGE_TYPE] == []
 
     return pulumi.Output.all(image.image_ref, image.built).apply(check)
 

@@ -19,7 +19,8 @@ from pulumi_policy import (
 import policy.__main__ as pack
 from policy import rules
 from policy.rules import StackResource
-from tools.mock_engine import DEPLOYMENT, SERVICE, MockResource, ProgramRun
+from project import DEPLOYMENT_TYPE, SERVICE_TYPE
+from tools.mock_engine import MockResource, ProgramRun
 
 JOB_TYPE = "kubernetes:batch/v1:Job"
 PROBE = {"httpGet": {"path": "/healthz", "port": "http"}}
@@ -84,59 +85,60 @@ def _service(selector: dict[str, str] | None, namespace: str = "ns") -> dict[str
 
 @pytest.mark.parametrize("image", ["k8s-demo:0.2", "registry.example.com:5000/team/app:1.0", "app@sha256:abc123"])
 def test_image_with_version_or_digest_passes(image: str) -> None:
-    assert rules.image_tag_violations(DEPLOYMENT, _with_image(image)) == []
+    assert rules.image_tag_violations(DEPLOYMENT_TYPE, _with_image(image)) == []
 
 
 def test_latest_tag_is_a_violation() -> None:
-    assert rules.image_tag_violations(DEPLOYMENT, _with_image("k8s-demo:latest")) == [
+    assert rules.image_tag_violations(DEPLOYMENT_TYPE, _with_image("k8s-demo:latest")) == [
         "container 'web' image 'k8s-demo:latest' uses the 'latest' tag"
     ]
 
 
 def test_missing_tag_is_a_violation() -> None:
-    assert rules.image_tag_violations(DEPLOYMENT, _with_image("k8s-demo")) == [
+    assert rules.image_tag_violations(DEPLOYMENT_TYPE, _with_image("k8s-demo")) == [
         "container 'web' image 'k8s-demo' has no tag, so it means 'latest'"
     ]
 
 
 def test_registry_port_is_not_a_tag() -> None:
-    violations = rules.image_tag_violations(DEPLOYMENT, _with_image("localhost:5000/k8s-demo"))
+    violations = rules.image_tag_violations(DEPLOYMENT_TYPE, _with_image("localhost:5000/k8s-demo"))
     assert violations == ["container 'web' image 'localhost:5000/k8s-demo' has no tag, so it means 'latest'"]
 
 
 def test_empty_image_is_a_violation() -> None:
-    assert rules.image_tag_violations(DEPLOYMENT, _with_image("")) == ["container 'web' has no image"]
+    assert rules.image_tag_violations(DEPLOYMENT_TYPE, _with_image("")) == ["container 'web' has no image"]
 
 
 def test_init_container_image_is_checked_too() -> None:
     deployment = _deployment()
     _pod_spec(deployment)["initContainers"] = [{"name": "init", "image": "busybox:latest"}]
-    assert rules.image_tag_violations(DEPLOYMENT, deployment) == [
+    assert rules.image_tag_violations(DEPLOYMENT_TYPE, deployment) == [
         "container 'init' image 'busybox:latest' uses the 'latest' tag"
     ]
 
 
 def test_image_rule_ignores_objects_without_pods() -> None:
-    assert rules.image_tag_violations(SERVICE, _service({"app": "web"})) == []
+    assert rules.image_tag_violations(SERVICE_TYPE, _service({"app": "web"})) == []
 
 
 # --- requests and limits -----------------------------------------------------------------------
 
 
 def test_requests_and_limits_pass() -> None:
-    assert rules.resources_violations(DEPLOYMENT, _deployment()) == []
+    assert rules.resources_violations(DEPLOYMENT_TYPE, _deployment()) == []
 
 
 def test_missing_memory_limit_is_a_violation() -> None:
     deployment = _deployment()
     del _container(deployment)["resources"]["limits"]["memory"]
-    assert rules.resources_violations(DEPLOYMENT, deployment) == ["container 'web' sets no resources limits.memory"]
+    violations = rules.resources_violations(DEPLOYMENT_TYPE, deployment)
+    assert violations == ["container 'web' sets no resources limits.memory"]
 
 
 def test_missing_resources_names_all_four() -> None:
     deployment = _deployment()
     del _container(deployment)["resources"]
-    assert rules.resources_violations(DEPLOYMENT, deployment) == [
+    assert rules.resources_violations(DEPLOYMENT_TYPE, deployment) == [
         "container 'web' sets no resources requests.cpu, requests.memory, limits.cpu, limits.memory"
     ]
 
@@ -145,13 +147,13 @@ def test_missing_resources_names_all_four() -> None:
 
 
 def test_both_probes_pass() -> None:
-    assert rules.probes_violations(DEPLOYMENT, _deployment()) == []
+    assert rules.probes_violations(DEPLOYMENT_TYPE, _deployment()) == []
 
 
 def test_missing_liveness_probe_is_a_violation() -> None:
     deployment = _deployment()
     del _container(deployment)["livenessProbe"]
-    assert rules.probes_violations(DEPLOYMENT, deployment) == ["container 'web' has no livenessProbe"]
+    assert rules.probes_violations(DEPLOYMENT_TYPE, deployment) == ["container 'web' has no livenessProbe"]
 
 
 def test_job_needs_no_probes() -> None:
@@ -163,20 +165,20 @@ def test_job_needs_no_probes() -> None:
 
 
 def test_pod_level_run_as_non_root_passes() -> None:
-    assert rules.run_as_non_root_violations(DEPLOYMENT, _deployment()) == []
+    assert rules.run_as_non_root_violations(DEPLOYMENT_TYPE, _deployment()) == []
 
 
 def test_container_level_run_as_non_root_passes() -> None:
     deployment = _deployment()
     del _pod_spec(deployment)["securityContext"]
     _container(deployment)["securityContext"] = {"runAsNonRoot": True}
-    assert rules.run_as_non_root_violations(DEPLOYMENT, deployment) == []
+    assert rules.run_as_non_root_violations(DEPLOYMENT_TYPE, deployment) == []
 
 
 def test_no_run_as_non_root_is_a_violation() -> None:
     deployment = _deployment()
     del _pod_spec(deployment)["securityContext"]
-    assert rules.run_as_non_root_violations(DEPLOYMENT, deployment) == [
+    assert rules.run_as_non_root_violations(DEPLOYMENT_TYPE, deployment) == [
         "container 'web' may run as root: runAsNonRoot is not true for it or its pod"
     ]
 
@@ -184,7 +186,7 @@ def test_no_run_as_non_root_is_a_violation() -> None:
 def test_container_false_overrides_pod_true() -> None:
     deployment = _deployment()
     _container(deployment)["securityContext"] = {"runAsNonRoot": False}
-    assert len(rules.run_as_non_root_violations(DEPLOYMENT, deployment)) == 1
+    assert len(rules.run_as_non_root_violations(DEPLOYMENT_TYPE, deployment)) == 1
 
 
 # --- replicas ------------------------------------------------------------------------------------
@@ -200,22 +202,22 @@ def _with_replicas(replicas: float | None) -> dict[str, Any]:
 
 
 def test_two_replicas_pass_in_prod() -> None:
-    assert rules.replicas_violations(DEPLOYMENT, _with_replicas(2.0), "prod") == []
+    assert rules.replicas_violations(DEPLOYMENT_TYPE, _with_replicas(2.0), "prod") == []
 
 
 def test_one_replica_is_a_violation_in_prod() -> None:
-    assert rules.replicas_violations(DEPLOYMENT, _with_replicas(1.0), "prod") == [
+    assert rules.replicas_violations(DEPLOYMENT_TYPE, _with_replicas(1.0), "prod") == [
         "replicas is 1; stack 'prod' must run at least 2"
     ]
 
 
 def test_missing_replicas_counts_as_one() -> None:
-    assert len(rules.replicas_violations(DEPLOYMENT, _with_replicas(None), "prod")) == 1
+    assert len(rules.replicas_violations(DEPLOYMENT_TYPE, _with_replicas(None), "prod")) == 1
 
 
 @pytest.mark.parametrize("stack", ["dev", "pr-42"])
 def test_one_replica_passes_in_dev_and_review_stacks(stack: str) -> None:
-    assert rules.replicas_violations(DEPLOYMENT, _with_replicas(1.0), stack) == []
+    assert rules.replicas_violations(DEPLOYMENT_TYPE, _with_replicas(1.0), stack) == []
 
 
 @pytest.mark.parametrize("stack", ["", "pr-abc", "dev2"])
@@ -228,8 +230,8 @@ def test_unknown_or_lookalike_stack_needs_two(stack: str) -> None:
 
 def _stack(service: dict[str, Any], deployment: dict[str, Any] | None = None) -> list[StackResource]:
     return [
-        StackResource(DEPLOYMENT, "urn:deployment", deployment or _deployment()),
-        StackResource(SERVICE, "urn:service", service),
+        StackResource(DEPLOYMENT_TYPE, "urn:deployment", deployment or _deployment()),
+        StackResource(SERVICE_TYPE, "urn:service", service),
     ]
 
 
@@ -327,14 +329,14 @@ def test_program_resources_violate_no_policy(
 def test_pack_reads_the_stack_from_the_engine_environment(review: ProgramRun, monkeypatch: pytest.MonkeyPatch) -> None:
     # The review stack's single replica, judged as if it were deployed to prod.
     monkeypatch.setenv("PULUMI_STACK", "prod")
-    assert run_pack("prod", [review.one(DEPLOYMENT)]) == [
+    assert run_pack("prod", [review.one(DEPLOYMENT_TYPE)]) == [
         "replicas-outside-dev: replicas is 1; stack 'prod' must run at least 2"
     ]
 
 
 def test_pack_reports_a_broken_service_selector(dev: ProgramRun) -> None:
     resources = [copy.deepcopy(resource) for resource in dev.resources]
-    (deployment,) = [resource for resource in resources if resource.type == DEPLOYMENT]
+    (deployment,) = [resource for resource in resources if resource.type == DEPLOYMENT_TYPE]
     deployment.outputs["spec"]["template"]["metadata"]["labels"] = {"app": "k8s"}
     reported = run_pack("dev", resources)
     assert [line.split(":")[0] for line in reported] == ["service-selects-pods"]

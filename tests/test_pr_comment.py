@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from components.settings import PROJECT, Settings, StackConfig, load_settings
+from components.settings import Settings, StackConfig, load_settings
 from ops.pr_comment import (
     GITHUB_COMMENT_LIMIT,
     UNKNOWN,
@@ -33,7 +33,7 @@ from ops.pr_comment import (
     read_event_log,
     render,
 )
-from tools.mock_engine import project_key, stack_config
+from project import NAME, config_key, stack_file_config
 
 DATA = Path(__file__).parent / "data" / "pr_comment"
 GOLDEN = Path(__file__).parent / "golden" / "pr_comment"
@@ -81,7 +81,7 @@ def test_comment_matches_its_golden(case: str) -> None:
 def test_both_rollout_bounds_zero_is_refused_in_the_comment() -> None:
     # The release capture with a config the program refuses: no rollout plan, the reason instead.
     document = json.loads((DATA / "release.json").read_text(encoding="utf-8"))
-    document["config"].update({project_key("maxSurge"): "0", project_key("maxUnavailable"): "0%"})
+    document["config"].update({config_key("maxSurge"): "0", config_key("maxUnavailable"): "0%"})
     text = render("dev", Outcome(preview=Preview.parse(document)), CAPTURE_APP_VERSION)
     assert "  - k8s-demo:maxSurge = 0: must not be zero while k8s-demo:maxUnavailable = '0%' is zero too" in text
 
@@ -124,8 +124,8 @@ def test_oversized_comment_counts_the_lines_it_left_out(oversized: tuple[Outcome
 
 
 def _settings(image_tag: str, app_version: str) -> Settings:
-    values = {**stack_config("dev"), project_key("imageTag"): image_tag}
-    return load_settings(StackConfig(PROJECT, values), project=PROJECT, stack="dev", app_version=app_version)
+    values = {**stack_file_config("dev"), config_key("imageTag"): image_tag}
+    return load_settings(StackConfig(NAME, values), project=NAME, stack="dev", app_version=app_version)
 
 
 def _deployment(old_image: str, new_image: str) -> Step:

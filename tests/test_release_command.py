@@ -10,8 +10,6 @@ from pulumi import automation as auto
 
 from ops.image_check import ImageCheck
 from ops.release import (
-    DEPLOYMENT_TYPE,
-    IMAGE_TYPE,
     PulumiStack,
     UpOutcome,
     history_command,
@@ -20,6 +18,7 @@ from ops.release import (
     up_command,
 )
 from ops.releases import IMAGE_TAG_KEY, Refusal
+from project import DEPLOYMENT_TYPE, IMAGE_TYPE
 from tests.releases_fakes import EventStack, FakeStack, diagnostic_event, no_git, step_event, update
 
 APP_VERSION = "0.9"

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from ops.render import file_name, kubernetes_objects, main, manifest, plain, render_stack
-from tools.mock_engine import DEPLOYMENT, NAMESPACE, MockResource, ProgramRun
+from project import DEPLOYMENT_TYPE, NAMESPACE_TYPE
+from tools.mock_engine import MockResource, ProgramRun
 
 #: The stacks the checks render: both committed stacks and a review stack without a stack file.
 STACKS = ("dev", "prod", "pr-42")
@@ -96,7 +97,7 @@ def test_manifest_starts_with_api_version_kind_metadata(rendered: Path) -> None:
 
 
 def test_file_round_trips_to_the_manifest(rendered: Path, dev: ProgramRun) -> None:
-    assert _one(rendered, "dev", "deployment") == manifest(dev.one(DEPLOYMENT))
+    assert _one(rendered, "dev", "deployment") == manifest(dev.one(DEPLOYMENT_TYPE))
 
 
 def test_stale_manifest_is_removed(tmp_path: Path) -> None:
@@ -130,7 +131,7 @@ def test_plain_sorts_mapping_keys() -> None:
 
 
 def test_object_without_name_is_refused() -> None:
-    unnamed = MockResource(NAMESPACE, "ns", {"apiVersion": "v1", "kind": "Namespace", "metadata": {}}, {})
+    unnamed = MockResource(NAMESPACE_TYPE, "ns", {"apiVersion": "v1", "kind": "Namespace", "metadata": {}}, {})
     with pytest.raises(ValueError, match=r"no metadata\.name"):
         manifest(unnamed)
 

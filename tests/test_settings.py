@@ -17,7 +17,8 @@ from components.settings import (
     registry_host,
     resolve_int_or_percent,
 )
-from tools.mock_engine import DEPLOYMENT, ClusterMocks, project_defaults, run_program, stack_config
+from project import DEPLOYMENT_TYPE, project_defaults, stack_file_config
+from tools.mock_engine import ClusterMocks, run_program
 
 Load = Callable[..., Settings]
 
@@ -253,15 +254,15 @@ def test_every_problem_is_reported_in_one_error(load: Load) -> None:
 def test_bad_config_registers_no_resource() -> None:
     engine = ClusterMocks()
     with pytest.raises(pulumi.RunError):
-        run_program("dev", {**stack_config("dev"), "k8s-demo:replicas": "many"}, mocks=engine)
+        run_program("dev", {**stack_file_config("dev"), "k8s-demo:replicas": "many"}, mocks=engine)
     assert engine.resources == []
 
 
 def test_good_config_does_register() -> None:
     # Guards the test above: the same engine does record resources when config is good.
     engine = ClusterMocks()
-    run_program("dev", stack_config("dev"), mocks=engine)
-    assert [r.type for r in engine.resources if r.type == DEPLOYMENT] == [DEPLOYMENT]
+    run_program("dev", stack_file_config("dev"), mocks=engine)
+    assert [r.type for r in engine.resources if r.type == DEPLOYMENT_TYPE] == [DEPLOYMENT_TYPE]
 
 
 def test_stack_config_reads_like_the_program(load: Load) -> None:

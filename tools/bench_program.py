@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import pulumi
 
-from tools.mock_engine import ClusterMocks, project_key, run_program, stack_config
+from project import config_key, stack_file_config
+from tools.mock_engine import ClusterMocks, run_program
 
 
 def _empty_program() -> None:
@@ -41,13 +42,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=15, help="runs per row (default 15)")
     runs = parser.parse_args(argv).runs
 
-    dev = stack_config("dev")
+    dev = stack_file_config("dev")
     cases: list[tuple[str, Callable[[], object]]] = [
         ("baseline: empty program", _empty_program),
         ("dev (builds app/VERSION)", lambda: run_program("dev", dev)),
-        ("dev, imageTag=0.1 (no build)", lambda: run_program("dev", {**dev, project_key("imageTag"): "0.1"})),
-        ("prod (push, digest)", lambda: run_program("prod", stack_config("prod"))),
-        ("pr-42 (no stack file)", lambda: run_program("pr-42", stack_config("pr-42"))),
+        ("dev, imageTag=0.1 (no build)", lambda: run_program("dev", {**dev, config_key("imageTag"): "0.1"})),
+        ("prod (push, digest)", lambda: run_program("prod", stack_file_config("prod"))),
+        ("pr-42 (no stack file)", lambda: run_program("pr-42", stack_file_config("pr-42"))),
     ]
     # One warm-up run each, so imports and first-call costs are not measured.
     for _, action in cases:

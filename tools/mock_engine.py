@@ -12,27 +12,17 @@ from __future__ import annotations
 import hashlib
 import runpy
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime.settings import set_root_resource
 
-from components.settings import PROJECT
+from project import IMAGE_TYPE, NAME, ROOT, SERVICE_TYPE
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MAIN = PROJECT_ROOT / "__main__.py"
+MAIN = ROOT / "__main__.py"
 
 #: What the mocked cluster assigns when no node port is configured (the tutorial's 80:31404).
 ASSIGNED_NODE_PORT = 31404
-
-# Type tokens of the resources the program registers.
-DOCKER_IMAGE = "docker:index/image:Image"
-NAMESPACE = "kubernetes:core/v1:Namespace"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-SERVICE = "kubernetes:core/v1:Service"
-NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
 
 @dataclass(frozen=True)
@@ -57,9 +47,9 @@ class ClusterMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         outputs = dict(args.inputs)
-        if args.typ == SERVICE and self.assign_node_ports:
+        if args.typ == SERVICE_TYPE and self.assign_node_ports:
             outputs["spec"] = _with_assigned_node_ports(outputs.get("spec", {}))
-        elif args.typ == DOCKER_IMAGE:
+        elif args.typ == IMAGE_TYPE:
             outputs.update(_built_image(outputs))
         self.resources.append(MockResource(args.typ, args.name, dict(args.inputs), outputs))
         return f"{args.name}-id", outputs
@@ -101,37 +91,6 @@ class ProgramRun:
         return found[0]
 
 
-def project_defaults() -> dict[str, str]:
-    """The defaults declared in ``Pulumi.yaml``, under full keys, as the CLI merges them."""
-    document = yaml.safe_load((PROJECT_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
-    return {project_key(key): _engine_string(spec["default"]) for key, spec in document["config"].items()}
-
-
-def stack_config(stack: str) -> dict[str, str]:
-    """A stack's config as the CLI passes it: project defaults, overlaid by ``Pulumi.<stack>.yaml``.
-
-    Every value is a string. A stack without a file (a ``pr-<number>`` review
-    stack) gets the project defaults alone.
-    """
-    config = project_defaults()
-    path = PROJECT_ROOT / f"Pulumi.{stack}.yaml"
-    if path.exists():
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        config.update({key: _engine_string(value) for key, value in (document.get("config") or {}).items()})
-    return config
-
-
-def _engine_string(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def project_key(key: str) -> str:
-    """``replicas`` -> ``k8s-demo:replicas``."""
-    return f"{PROJECT}:{key}"
-
-
 def run_program(
     stack: str, config: dict[str, str], *, preview: bool = False, mocks: ClusterMocks | None = None
 ) -> ProgramRun:
@@ -144,7 +103,7 @@ def run_program(
     # Each run gets a fresh root stack, so exports never leak between runs.
     set_root_resource(None)  # type: ignore[arg-type]
     mocks = mocks if mocks is not None else ClusterMocks()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview)
+    pulumi.runtime.set_mocks(mocks, project=NAME, stack=stack, preview=preview)
     root = pulumi.runtime.get_root_resource()
     exported: dict[str, Any] = {}
 

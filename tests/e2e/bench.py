@@ -40,9 +40,10 @@ from pathlib import Path
 import yaml
 from pulumi import automation as auto
 
-from components.settings import PROJECT, StackConfig, load_settings
+from components.settings import StackConfig, load_settings
 from components.webapp import DEPLOYMENT_NAME
 from ops.render import kubernetes_objects
+from project import NAME, config_key, stack_file_config
 from tests.e2e import node_usage
 from tests.e2e.operator import make
 from tests.e2e.sandbox import (
@@ -61,7 +62,7 @@ from tests.e2e.sandbox import (
 )
 from tests.e2e.test_e2e import SHORT_POD_READY, live_pods
 from tests.e2e.traffic import Request, Traffic, failures, percentile
-from tools.mock_engine import project_key, run_program, stack_config
+from tools.mock_engine import run_program
 
 KUBECTL_NAMESPACE = "k8s-demo-kubectl"
 #: The bench copy's app version: no tag it deploys equals it, so Pulumi builds nothing, as kubectl doesn't.
@@ -90,7 +91,7 @@ def refresh_option_removed(project: Project) -> Iterator[None]:
 
 def manifests(tag: str, path: Path) -> Path:
     """The dev stack's objects at ``tag``, in a namespace of their own, as one kubectl file."""
-    config = {**stack_config("dev"), project_key("imageTag"): tag, project_key("namespace"): KUBECTL_NAMESPACE}
+    config = {**stack_file_config("dev"), config_key("imageTag"): tag, config_key("namespace"): KUBECTL_NAMESPACE}
     run = run_program("dev", config)
     path.write_text(yaml.safe_dump_all(kubernetes_objects(run.resources), sort_keys=False))
     return path
@@ -103,8 +104,8 @@ def kubectl_release(cluster: Cluster, tag: str, workdir: Path) -> None:
 
 def failing_rollout_timeout() -> int:
     """Pulumi's await timeout for the dev stack with the short pod-ready budget, from the settings themselves."""
-    config = {**stack_config("dev"), project_key("podReadyTimeoutSeconds"): str(SHORT_POD_READY)}
-    settings = load_settings(StackConfig(PROJECT, config), project=PROJECT, stack="dev", app_version=BENCH_APP_VERSION)
+    config = {**stack_file_config("dev"), config_key("podReadyTimeoutSeconds"): str(SHORT_POD_READY)}
+    settings = load_settings(StackConfig(NAME, config), project=NAME, stack="dev", app_version=BENCH_APP_VERSION)
     return settings.rollout_timeout_seconds
 
 
