@@ -342,14 +342,14 @@ def quantity_value(quantity: str) -> Decimal:
 def configured_keys(config: ConfigSource) -> set[str]:
     """The keys set for this stack in one config namespace, without the namespace.
 
-    ``pulumi.Config`` cannot list keys, so for it this reads the runtime's
-    config map, which holds exactly what the engine (or the test mocks) passed in.
+    ``pulumi.Config`` cannot list keys. In the program they are those of
+    ``PULUMI_CONFIG``, the whole stack config as the language host passes it
+    (and as ``ops.offline`` passes it under the mocks), read with the SDK's
+    public ``pulumi.runtime.get_config_env()``. The Pulumi CLI does not refuse
+    a key that Pulumi.yaml does not declare, so this is what catches a misspelt one.
     """
     prefix = f"{config.name}:"
-    if isinstance(config, StackConfig):
-        every = set(config.values)
-    else:
-        every = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
+    every = set(config.values) if isinstance(config, StackConfig) else set(pulumi.runtime.get_config_env())
     return {key[len(prefix) :] for key in every if key.startswith(prefix)}
 
 

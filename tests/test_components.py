@@ -14,8 +14,8 @@ from pulumi.runtime.settings import SETTINGS
 from components.image import AppImage, AppImageArgs
 from components.settings import Resources
 from components.webapp import DEPLOYMENT_NAME, SERVICE_NAME, WebApp, WebAppArgs
+from ops.offline import ASSIGNED_NODE_PORT, ClusterMocks
 from project import IMAGE_TYPE
-from tools.mock_engine import ASSIGNED_NODE_PORT, ClusterMocks
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from pulumi_policy import (
 )
 
 import policy.__main__ as pack
+from ops.offline import MockResource, ProgramRun
 from policy import rules
 from policy.rules import StackResource
 from project import DEPLOYMENT_TYPE, SERVICE_TYPE
-from tools.mock_engine import MockResource, ProgramRun
 
 JOB_TYPE = "kubernetes:batch/v1:Job"
 PROBE = {"httpGet": {"path": "/healthz", "port": "http"}}

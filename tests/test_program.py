@@ -13,6 +13,7 @@ import yaml
 
 from components.labels import INSTANCE, NAME
 from components.webapp import CONTAINER_PORT, HEALTH_PATH, PORT_NAME, RUN_AS_ID
+from ops.offline import ASSIGNED_NODE_PORT, ClusterMocks, ProgramRun, run_program
 from project import (
     DEPLOYMENT_TYPE,
     IMAGE_TYPE,
@@ -22,7 +23,6 @@ from project import (
     SERVICE_TYPE,
     stack_file_config,
 )
-from tools.mock_engine import ASSIGNED_NODE_PORT, ClusterMocks, ProgramRun, run_program
 
 STACKS = ("dev", "prod", "pr-42")
 APP_VERSION = (ROOT / "app" / "VERSION").read_text().strip()

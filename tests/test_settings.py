@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pulumi
@@ -17,8 +18,8 @@ from components.settings import (
     registry_host,
     resolve_int_or_percent,
 )
+from ops.offline import CONFIG_ENV, ClusterMocks, run_program, stack_config
 from project import DEPLOYMENT_TYPE, project_defaults, stack_file_config
-from tools.mock_engine import ClusterMocks, run_program
 
 Load = Callable[..., Settings]
 
@@ -78,13 +79,11 @@ def test_node_port_in_range_is_kept(load: Load) -> None:
     assert load(nodePort="30080").node_port == 30080
 
 
-def test_missing_key_is_reported(config: Callable[..., pulumi.Config]) -> None:
-    cfg = config()
-    pulumi.runtime.set_all_config(
-        {k: v for k, v in pulumi.runtime.config.CONFIG.get().items() if k != "k8s-demo:replicas"}
-    )
-    with pytest.raises(pulumi.RunError, match=r"k8s-demo:replicas is not set: must be an integer >= 0"):
-        load_settings(cfg, project="k8s-demo", stack="dev", app_version="0.2")
+def test_missing_key_is_reported() -> None:
+    values = {k: v for k, v in project_defaults().items() if k != "k8s-demo:replicas"}
+    expected = r"k8s-demo:replicas is not set: must be an integer >= 0"
+    with stack_config(values), pytest.raises(pulumi.RunError, match=expected):
+        load_settings(pulumi.Config("k8s-demo"), project="k8s-demo", stack="dev", app_version="0.2")
 
 
 def test_namespace_defaults_to_project_and_stack(load: Load) -> None:
@@ -276,3 +275,34 @@ def test_stack_config_refuses_an_unknown_key() -> None:
     values = {**project_defaults(), "k8s-demo:replica": "3"}
     with pytest.raises(pulumi.RunError, match=r"k8s-demo:replica = '3': unknown key"):
         load_settings(StackConfig("k8s-demo", values), project="k8s-demo", stack="dev", app_version="0.2")
+
+
+# Misspelt keys: pulumi.Config cannot list keys and the CLI passes undeclared ones on, so the program
+# lists them from PULUMI_CONFIG, where the language host puts the whole stack config.
+
+UNKNOWN_REPLICA = (
+    "k8s-demo:replica = '3': unknown key; known keys are: imageTag, imageRepository, replicas, maxSurge, "
+    "maxUnavailable, minReadySeconds, podReadyTimeoutSeconds, nodePort, nodeAddress, namespace, cpuRequest, "
+    "cpuLimit, memoryRequest, memoryLimit, rollbackOnFailure"
+)
+
+
+def test_unknown_key_is_refused_from_the_language_hosts_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As under `pulumi up`: the config only in the environment variable, nothing set in-process.
+    monkeypatch.setenv(CONFIG_ENV, json.dumps({**project_defaults(), "k8s-demo:replica": "3"}))
+    pulumi.runtime.set_all_config({})
+    with pytest.raises(pulumi.RunError) as caught:
+        load_settings(pulumi.Config("k8s-demo"), project="k8s-demo", stack="dev", app_version="0.2")
+    assert str(caught.value).splitlines()[1:] == [f"  - {UNKNOWN_REPLICA}"]
+
+
+def test_unknown_key_is_refused_under_the_mocks() -> None:
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program("dev", {**stack_file_config("dev"), "k8s-demo:replica": "3"})
+    assert str(caught.value).splitlines()[1:] == [f"  - {UNKNOWN_REPLICA}"]
+
+
+def test_keys_of_other_namespaces_are_not_refused() -> None:
+    # Provider settings such as kubernetes:context share the stack's config.
+    run = run_program("dev", {**stack_file_config("dev"), "kubernetes:context": "kind-k8s-demo"})
+    assert len(run.of_type(DEPLOYMENT_TYPE)) == 1

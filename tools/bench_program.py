@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import pulumi
 
+from ops.offline import ClusterMocks, run_program
 from project import config_key, stack_file_config
-from tools.mock_engine import ClusterMocks, run_program
 
 
 def _empty_program() -> None:
