@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.settings import registry_host
+from components.values import registry_host
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,14 +14,33 @@ Kubernetes itself).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Protocol, TypeVar
 
 import pulumi
+
+from components.rollout import RolloutPlan
+from components.values import (
+    DNS_LABEL,
+    DNS_LABEL_MAX,
+    HOSTNAME_OR_IP,
+    INTEGER,
+    LATEST_REFUSED,
+    NODE_PORT_MAX,
+    NODE_PORT_MIN,
+    QUANTITY,
+    REPOSITORY,
+    TAG,
+    TAG_RULE,
+    IntOrPercent,
+    Resources,
+    default_namespace,
+    is_zero,
+    parse_int_or_percent,
+    quantity_value,
+)
 
 #: ``imageTag`` marker (Pulumi.yaml's default): deploy, and build, the app's own version.
 APP_VERSION_TAG = "app/VERSION"
@@ -30,40 +49,11 @@ ASSIGNED_NODE_PORT = 0
 #: ``namespace`` marker (Pulumi.yaml's default): derive it from the project and stack.
 DERIVED_NAMESPACE = ""
 
-NODE_PORT_MIN = 30000
-NODE_PORT_MAX = 32767
-
-# Docker's tag grammar: up to 128 word characters, dots and dashes, not starting
-# with a dot or dash.
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-# A lowercase image reference without tag or digest: optional registry host
-# (with a dot, a port or "localhost"), then slash-separated path components.
-_HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(?::[0-9]+)?"
-_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY = re.compile(rf"^(?:{_HOST}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-# The same, or the marker of Pulumi.yaml's default.
-_TAG_OR_MARKER = re.compile(rf"^(?:{_TAG.pattern[1:-1]}|{re.escape(APP_VERSION_TAG)})$")
-_DNS_LABEL_OR_MARKER = re.compile(rf"^(?:{_DNS_LABEL.pattern[1:-1]}|{re.escape(DERIVED_NAMESPACE)})$")
-_PERCENT = re.compile(r"^([0-9]{1,3})%$")
-_INTEGER = re.compile(r"^[+]?[0-9]+$")
+# The same grammars, or the marker of Pulumi.yaml's default.
+_TAG_OR_MARKER = re.compile(rf"^(?:{TAG.pattern[1:-1]}|{re.escape(APP_VERSION_TAG)})$")
+_DNS_LABEL_OR_MARKER = re.compile(rf"^(?:{DNS_LABEL.pattern[1:-1]}|{re.escape(DERIVED_NAMESPACE)})$")
 # The two spellings of a boolean the Pulumi CLI passes for a ``type: boolean`` key.
 _BOOLEANS = {"true": True, "false": False}
-# Kubernetes resource quantities as used for CPU and memory.
-_QUANTITY = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
-_QUANTITY_SUFFIXES = {
-    "": Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(1000),
-    "M": Decimal(1000**2),
-    "G": Decimal(1000**3),
-    "T": Decimal(1000**4),
-    "Ki": Decimal(1024),
-    "Mi": Decimal(1024**2),
-    "Gi": Decimal(1024**3),
-    "Ti": Decimal(1024**4),
-}
-_HOSTNAME_OR_IP = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.:-]*[A-Za-z0-9])?$")
 
 #: Every key this program reads, in the project's config namespace.
 KNOWN_KEYS = (
@@ -84,49 +74,29 @@ KNOWN_KEYS = (
     "rollbackOnFailure",
 )
 
-#: What a tag to deploy may be; shared with the operator commands that take one (``ops.release rollback``).
-TAG_RULE = (
-    "must be a Docker tag (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-'), "
-    "not empty and not 'latest'"
-)
 #: What ``imageTag`` may be: a tag, or the marker of the app's version.
 IMAGE_TAG_RULE = f"{TAG_RULE}, or {APP_VERSION_TAG!r} for the app's version"
-#: Why ``latest`` is refused although Docker's grammar allows it.
-LATEST_REFUSED = "'latest' is refused: name the version, so rollback and history mean something"
 
-IntOrPercent = int | str
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Resources:
-    """CPU and memory requests and limits, as Kubernetes quantities."""
-
-    cpu_request: str
-    cpu_limit: str
-    memory_request: str
-    memory_limit: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the program needs from stack config, validated.
 
-    ``max_surge`` and ``max_unavailable`` are a pod count (int) or a
-    percentage string such as ``"25%"``. Times are in seconds.
-    ``rollback_on_failure`` is read only by ``ops.release up`` (``make up``):
-    the program itself deploys the same objects either way.
+    ``image_tag`` is the tag to deploy, the ``app/VERSION`` marker resolved;
+    ``namespace`` is the namespace to create, its marker resolved;
+    ``node_port`` None lets the cluster assign one. ``rollout`` holds the
+    replicas and the rolling update. ``rollback_on_failure`` is read only by
+    ``ops.release up`` (``make up``): the program itself deploys the same
+    objects either way.
     """
 
     stack: str
     app_version: str
     image_repository: str
     image_tag: str
-    replicas: int
-    max_surge: IntOrPercent
-    max_unavailable: IntOrPercent
-    min_ready_seconds: int
-    pod_ready_timeout_seconds: int
+    rollout: RolloutPlan
     node_port: int | None
     node_address: str
     namespace: str
@@ -137,98 +107,6 @@ class Settings:
     def change_cause(self) -> str:
         """The Deployment's ``kubernetes.io/change-cause``: the tag and the stack."""
         return f"pulumi up: image {self.image_repository}:{self.image_tag}, stack {self.stack}"
-
-    @property
-    def max_surge_pods(self) -> int:
-        """maxSurge as a pod count: a percentage of replicas rounded up, as Kubernetes does."""
-        return resolve_int_or_percent(self.max_surge, self.replicas, round_up=True)
-
-    @property
-    def max_unavailable_pods(self) -> int:
-        """maxUnavailable as a pod count: a percentage of replicas rounded down, as Kubernetes does.
-
-        When both bounds round to zero pods, Kubernetes lets one pod be unavailable
-        (otherwise the rollout could not start), and so does this.
-        """
-        unavailable = resolve_int_or_percent(self.max_unavailable, self.replicas, round_up=False)
-        if unavailable == 0 and self.max_surge_pods == 0:
-            return 1
-        return unavailable
-
-    @property
-    def rollout_steps(self) -> int:
-        """How many batches a full rollout takes at least: ceil(replicas / (surge + unavailable pods)); 1 at least."""
-        return max(1, math.ceil(self.replicas / (self.max_surge_pods + self.max_unavailable_pods)))
-
-    @property
-    def min_rollout_seconds(self) -> int:
-        """The least time a full rollout can take: every batch stays ready minReadySeconds (seconds)."""
-        return self.rollout_steps * self.min_ready_seconds
-
-    @property
-    def min_serving_pods(self) -> int:
-        """The fewest available pods during a rollout: replicas minus maxUnavailable pods, 0 at least."""
-        return max(0, self.replicas - self.max_unavailable_pods)
-
-    @property
-    def step_seconds(self) -> int:
-        """Budget for one batch: a new pod becomes ready, then stays ready minReadySeconds."""
-        return self.pod_ready_timeout_seconds + self.min_ready_seconds
-
-    @property
-    def progress_deadline_seconds(self) -> int:
-        """The Deployment's progressDeadlineSeconds: two batch budgets without progress.
-
-        Always greater than minReadySeconds, as Kubernetes requires.
-        """
-        return 2 * self.step_seconds
-
-    @property
-    def rollout_timeout_seconds(self) -> int:
-        """Pulumi's await timeout: every batch at its budget, plus one progress deadline.
-
-        A stuck rollout is reported by Kubernetes (ProgressDeadlineExceeded) well
-        before this, so this only bounds a slow but moving rollout.
-        """
-        return self.rollout_steps * self.step_seconds + self.progress_deadline_seconds
-
-
-def resolve_int_or_percent(value: IntOrPercent, total: int, *, round_up: bool) -> int:
-    """A pod count from an int or a percentage of ``total``, rounded as Kubernetes does."""
-    if isinstance(value, int):
-        return value
-    match = _PERCENT.match(value)
-    if match is None:
-        raise ValueError(f"not a percentage: {value!r}")
-    scaled = int(match.group(1)) * total / 100
-    return math.ceil(scaled) if round_up else math.floor(scaled)
-
-
-def registry_host(repository: str) -> str | None:
-    """The registry host of an image repository, or None for a local image name."""
-    first, sep, _ = repository.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return None
-
-
-def image_tag_problem(tag: str) -> str | None:
-    """What is wrong with ``tag`` as a tag to deploy (``TAG_RULE``), or None when it is fine.
-
-    The ``app/VERSION`` marker is not a tag here: a caller that accepts it resolves it first.
-    """
-    if tag == "latest":
-        return LATEST_REFUSED
-    if not _TAG.match(tag):
-        return TAG_RULE
-    return None
-
-
-def default_namespace(project: str, stack: str) -> str:
-    """``<project>-<stack>`` folded into a DNS-1123 label (63 characters at most)."""
-    folded = re.sub(r"[^a-z0-9-]+", "-", f"{project}-{stack}".lower())
-    folded = folded[:63].strip("-")
-    return folded or project
 
 
 class ConfigSource(Protocol):
@@ -299,16 +177,10 @@ class _Reader:
         return None if port == ASSIGNED_NODE_PORT else port
 
     def int_or_percent(self, key: str) -> IntOrPercent:
-        def parse(raw: str) -> IntOrPercent | None:
-            if _INTEGER.match(raw):
-                return int(raw)
-            match = _PERCENT.match(raw)
-            if match and int(match.group(1)) <= 100:
-                return f"{int(match.group(1))}%"
-            return None
-
         placeholder: IntOrPercent = 0
-        return self._parse(key, placeholder, "must be an integer >= 0 or a percentage from 0% to 100%", parse)
+        return self._parse(
+            key, placeholder, "must be an integer >= 0 or a percentage from 0% to 100%", parse_int_or_percent
+        )
 
     def boolean(self, key: str) -> bool:
         return self._parse(key, False, "must be true or false", _BOOLEANS.get)
@@ -321,7 +193,7 @@ def _int_in(minimum: int, maximum: int | None) -> Callable[[str], int | None]:
     """A parser for a whole number in [minimum, maximum] (no upper bound when maximum is None)."""
 
     def parse(raw: str) -> int | None:
-        if not _INTEGER.match(raw):
+        if not INTEGER.match(raw):
             return None
         number = int(raw)
         if number < minimum or (maximum is not None and number > maximum):
@@ -329,14 +201,6 @@ def _int_in(minimum: int, maximum: int | None) -> Callable[[str], int | None]:
         return number
 
     return parse
-
-
-def quantity_value(quantity: str) -> Decimal:
-    """The numeric value of a Kubernetes quantity already checked against the quantity pattern."""
-    number = re.match(r"^[0-9.]+", quantity)
-    assert number is not None
-    suffix = quantity[number.end() :]
-    return Decimal(number.group(0)) * _QUANTITY_SUFFIXES[suffix]
 
 
 def configured_keys(config: ConfigSource) -> set[str]:
@@ -351,10 +215,6 @@ def configured_keys(config: ConfigSource) -> set[str]:
     prefix = f"{config.name}:"
     every = set(config.values) if isinstance(config, StackConfig) else set(pulumi.runtime.get_config_env())
     return {key[len(prefix) :] for key in every if key.startswith(prefix)}
-
-
-def _is_zero(value: IntOrPercent) -> bool:
-    return value in (0, "0%")
 
 
 def load_settings(
@@ -375,14 +235,14 @@ def load_settings(
 
     image_repository = read.matching(
         "imageRepository",
-        _REPOSITORY,
+        REPOSITORY,
         "must be a lowercase image name such as 'k8s-demo' or 'registry.example.com/team/k8s-demo', "
         "without tag or digest",
     )
     replicas = read.integer("replicas")
     max_surge = read.int_or_percent("maxSurge")
     max_unavailable = read.int_or_percent("maxUnavailable")
-    if _is_zero(max_surge) and _is_zero(max_unavailable):
+    if is_zero(max_surge) and is_zero(max_unavailable):
         read.bad(
             "maxSurge",
             max_surge,
@@ -392,7 +252,7 @@ def load_settings(
     min_ready_seconds = read.integer("minReadySeconds")
     pod_ready_timeout_seconds = read.integer("podReadyTimeoutSeconds", minimum=1)
     node_port = read.node_port("nodePort")
-    node_address = read.matching("nodeAddress", _HOSTNAME_OR_IP, "must be a host name or IP address")
+    node_address = read.matching("nodeAddress", HOSTNAME_OR_IP, "must be a host name or IP address")
     namespace_rule = (
         "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit; "
         f"or {DERIVED_NAMESPACE!r} for {project}-<stack>"
@@ -400,14 +260,14 @@ def load_settings(
     namespace = read.matching("namespace", _DNS_LABEL_OR_MARKER, namespace_rule)
     if namespace == DERIVED_NAMESPACE:
         namespace = default_namespace(project, stack)
-    if len(namespace) > 63:
-        read.bad("namespace", namespace, "must be at most 63 characters")
+    if len(namespace) > DNS_LABEL_MAX:
+        read.bad("namespace", namespace, f"must be at most {DNS_LABEL_MAX} characters")
     quantity = "must be a Kubernetes quantity such as '100m', '0.5', '64Mi' or '1Gi'"
     resources = Resources(
-        cpu_request=read.matching("cpuRequest", _QUANTITY, quantity),
-        cpu_limit=read.matching("cpuLimit", _QUANTITY, quantity),
-        memory_request=read.matching("memoryRequest", _QUANTITY, quantity),
-        memory_limit=read.matching("memoryLimit", _QUANTITY, quantity),
+        cpu_request=read.matching("cpuRequest", QUANTITY, quantity),
+        cpu_limit=read.matching("cpuLimit", QUANTITY, quantity),
+        memory_request=read.matching("memoryRequest", QUANTITY, quantity),
+        memory_limit=read.matching("memoryLimit", QUANTITY, quantity),
     )
     # The API server would refuse a request above its limit; refuse it here, before anything changes.
     for request_key, request, limit_key, limit in (
@@ -435,11 +295,13 @@ def load_settings(
         app_version=app_version,
         image_repository=image_repository,
         image_tag=image_tag,
-        replicas=replicas,
-        max_surge=max_surge,
-        max_unavailable=max_unavailable,
-        min_ready_seconds=min_ready_seconds,
-        pod_ready_timeout_seconds=pod_ready_timeout_seconds,
+        rollout=RolloutPlan(
+            replicas=replicas,
+            max_surge=max_surge,
+            max_unavailable=max_unavailable,
+            min_ready_seconds=min_ready_seconds,
+            pod_ready_timeout_seconds=pod_ready_timeout_seconds,
+        ),
         node_port=node_port,
         node_address=node_address,
         namespace=namespace,

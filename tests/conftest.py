@@ -10,7 +10,7 @@ import pulumi
 import pytest
 from pulumi.runtime.settings import set_root_resource
 
-from components.settings import Resources
+from components.values import Resources
 from ops.offline import ClusterMocks, ProgramRun, run_program, stack_config
 from project import NAME, config_key, project_defaults, stack_file_config
 from tests.e2e.sandbox import Cluster, Project, running_cluster, tools_built, tools_dir

@@ -8,16 +8,8 @@ from collections.abc import Callable
 import pulumi
 import pytest
 
-from components.settings import (
-    TAG_RULE,
-    Settings,
-    StackConfig,
-    default_namespace,
-    image_tag_problem,
-    load_settings,
-    registry_host,
-    resolve_int_or_percent,
-)
+from components.settings import Settings, StackConfig, load_settings
+from components.values import TAG_RULE, default_namespace, image_tag_problem, registry_host, resolve_int_or_percent
 from ops.offline import CONFIG_ENV, ClusterMocks, run_program, stack_config
 from project import DEPLOYMENT_TYPE, project_defaults, stack_file_config
 
@@ -34,13 +26,14 @@ def load(config: Callable[..., pulumi.Config]) -> Load:
 
 def test_project_defaults_are_the_tutorials_rollout(load: Load) -> None:
     settings = load()
-    assert (settings.max_surge, settings.max_unavailable, settings.min_ready_seconds) == (1, 1, 3)
+    rollout = settings.rollout
+    assert (rollout.max_surge, rollout.max_unavailable, rollout.min_ready_seconds) == (1, 1, 3)
     assert (settings.image_repository, settings.node_port) == ("k8s-demo", None)
 
 
 def test_new_stacks_default_to_one_replica(load: Load) -> None:
     # Review stacks have no stack file; dev sets the tutorial's 10 in Pulumi.dev.yaml.
-    assert load("pr-7").replicas == 1
+    assert load("pr-7").rollout.replicas == 1
 
 
 def test_image_tag_marker_means_the_app_version(load: Load) -> None:
@@ -100,7 +93,8 @@ def test_default_namespace_is_a_dns_label(stack: str, expected: str) -> None:
 
 def test_values_are_trimmed_and_normalised(load: Load) -> None:
     settings = load(replicas=" 4 ", maxSurge="050%", maxUnavailable="+0")
-    assert (settings.replicas, settings.max_surge, settings.max_unavailable) == (4, "50%", 0)
+    rollout = settings.rollout
+    assert (rollout.replicas, rollout.max_surge, rollout.max_unavailable) == (4, "50%", 0)
 
 
 @pytest.mark.parametrize(
@@ -109,52 +103,52 @@ def test_values_are_trimmed_and_normalised(load: Load) -> None:
 )
 def test_rollout_steps(load: Load, replicas: int, surge: object, unavailable: object, steps: int) -> None:
     settings = load(replicas=str(replicas), maxSurge=str(surge), maxUnavailable=str(unavailable))
-    assert settings.rollout_steps == steps
+    assert settings.rollout.batches == steps
 
 
 # The rollout plan's figures (the PR comment shows them), one test each. dev: 10 replicas; defaults 1, 1, 3 s.
 
 
 def test_surge_percentage_rounds_up_to_pods(load: Load) -> None:
-    assert load(replicas="4", maxSurge="25%", maxUnavailable="0%").max_surge_pods == 1
+    assert load(replicas="4", maxSurge="25%", maxUnavailable="0%").rollout.surge_pods == 1
 
 
 def test_unavailable_percentage_rounds_down_to_pods(load: Load) -> None:
-    assert load(replicas="4", maxSurge="25%", maxUnavailable="0%").max_unavailable_pods == 0
+    assert load(replicas="4", maxSurge="25%", maxUnavailable="0%").rollout.unavailable_pods == 0
 
 
 def test_unavailable_is_one_pod_when_both_round_to_zero(load: Load) -> None:
     # No surge, and 10% of 3 rounds down to 0 pods: Kubernetes lets 1 pod be unavailable.
-    assert load(replicas="3", maxSurge="0", maxUnavailable="10%").max_unavailable_pods == 1
+    assert load(replicas="3", maxSurge="0", maxUnavailable="10%").rollout.unavailable_pods == 1
 
 
 def test_dev_rollout_takes_five_batches(load: Load) -> None:
-    assert load(replicas="10").rollout_steps == 5
+    assert load(replicas="10").rollout.batches == 5
 
 
 def test_dev_rollout_takes_at_least_fifteen_seconds(load: Load) -> None:
-    assert load(replicas="10").min_rollout_seconds == 15
+    assert load(replicas="10").rollout.least_seconds == 15
 
 
 def test_dev_rollout_keeps_nine_pods_serving(load: Load) -> None:
-    assert load(replicas="10").min_serving_pods == 9
+    assert load(replicas="10").rollout.least_serving == 9
 
 
 def test_percentage_rollout_keeps_every_pod_serving(load: Load) -> None:
     # 25% surge of 4 -> 1 pod, 0% unavailable -> 0 pods: all 4 keep serving, 4 batches.
     settings = load(replicas="4", maxSurge="25%", maxUnavailable="0%")
-    assert (settings.min_serving_pods, settings.rollout_steps) == (4, 4)
+    assert (settings.rollout.least_serving, settings.rollout.batches) == (4, 4)
 
 
 def test_dev_up_waits_at_most_the_rollout_timeout(load: Load) -> None:
     # 5 batches x (30 + 3) s + a progress deadline of 2 x 33 s.
-    assert load(replicas="10").rollout_timeout_seconds == 231
+    assert load(replicas="10").rollout.most_wait_seconds == 231
 
 
 def test_timeouts_derive_from_rollout_settings(load: Load) -> None:
     settings = load(replicas="10", minReadySeconds="5", podReadyTimeoutSeconds="10")
     # step = 10 + 5; deadline = 2 steps; timeout = 5 steps + deadline.
-    assert (settings.progress_deadline_seconds, settings.rollout_timeout_seconds) == (30, 105)
+    assert (settings.rollout.progress_deadline_seconds, settings.rollout.most_wait_seconds) == (30, 105)
 
 
 def test_percentages_round_as_kubernetes_does() -> None:

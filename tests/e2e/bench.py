@@ -106,7 +106,7 @@ def failing_rollout_timeout() -> int:
     """Pulumi's await timeout for the dev stack with the short pod-ready budget, from the settings themselves."""
     config = {**stack_file_config("dev"), config_key("podReadyTimeoutSeconds"): str(SHORT_POD_READY)}
     settings = load_settings(StackConfig(NAME, config), project=NAME, stack="dev", app_version=BENCH_APP_VERSION)
-    return settings.rollout_timeout_seconds
+    return settings.rollout.most_wait_seconds
 
 
 def auto_rollback(project: Project, stack: auto.Stack) -> float:
