@@ -9,7 +9,6 @@ import pulumi
 import pytest
 
 from components.settings import Settings, StackConfig, load_settings
-from components.values import TAG_RULE, default_namespace, image_tag_problem, registry_host, resolve_int_or_percent
 from ops.offline import CONFIG_ENV, ClusterMocks, run_program, stack_config
 from project import DEPLOYMENT_TYPE, project_defaults, stack_file_config
 
@@ -48,22 +47,6 @@ def test_rollback_on_failure_can_be_turned_off(load: Load) -> None:
     assert load(rollbackOnFailure="false").rollback_on_failure is False
 
 
-@pytest.mark.parametrize(
-    ("tag", "problem"),
-    [
-        ("0.1", None),
-        ("v1_2-rc.3", None),
-        ("latest", "'latest' is refused: name the version, so rollback and history mean something"),
-        ("has space", TAG_RULE),
-        ("-1", TAG_RULE),
-        ("", TAG_RULE),
-        ("app/VERSION", TAG_RULE),
-    ],
-)
-def test_image_tag_problem(tag: str, problem: str | None) -> None:
-    assert image_tag_problem(tag) == problem
-
-
 def test_node_port_zero_means_assigned(load: Load) -> None:
     assert load(nodePort="0").node_port is None
 
@@ -81,14 +64,6 @@ def test_missing_key_is_reported() -> None:
 
 def test_namespace_defaults_to_project_and_stack(load: Load) -> None:
     assert load("pr-7").namespace == "k8s-demo-pr-7"
-
-
-@pytest.mark.parametrize(
-    ("stack", "expected"),
-    [("dev", "k8s-demo-dev"), ("Feature_X.1", "k8s-demo-feature-x-1"), ("a" * 80, "k8s-demo-" + "a" * 54)],
-)
-def test_default_namespace_is_a_dns_label(stack: str, expected: str) -> None:
-    assert default_namespace("k8s-demo", stack) == expected
 
 
 def test_values_are_trimmed_and_normalised(load: Load) -> None:
@@ -149,25 +124,6 @@ def test_timeouts_derive_from_rollout_settings(load: Load) -> None:
     settings = load(replicas="10", minReadySeconds="5", podReadyTimeoutSeconds="10")
     # step = 10 + 5; deadline = 2 steps; timeout = 5 steps + deadline.
     assert (settings.rollout.progress_deadline_seconds, settings.rollout.most_wait_seconds) == (30, 105)
-
-
-def test_percentages_round_as_kubernetes_does() -> None:
-    assert resolve_int_or_percent("25%", 10, round_up=True) == 3
-    assert resolve_int_or_percent("25%", 10, round_up=False) == 2
-
-
-@pytest.mark.parametrize(
-    ("repository", "host"),
-    [
-        ("k8s-demo", None),
-        ("team/k8s-demo", None),
-        ("registry.example.com/k8s-demo", "registry.example.com"),
-        ("localhost:5000/k8s-demo", "localhost:5000"),
-        ("localhost/k8s-demo", "localhost"),
-    ],
-)
-def test_registry_host(repository: str, host: str | None) -> None:
-    assert registry_host(repository) == host
 
 
 def test_change_cause_names_tag_and_stack(load: Load) -> None:
