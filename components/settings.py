@@ -4,22 +4,38 @@ Every key is read and checked before any resource is created. All problems are
 collected and reported together in one ``pulumi.RunError`` that names each bad
 key, the value it had and what is allowed, so a user fixes them in one pass.
 
-Defaults live in ``Pulumi.yaml`` only: the Pulumi CLI requires a default for
-every declared key and merges it into the stack's config, so the program sees
-every key. Three defaults depend on the stack or the app and are spelt as
-markers there: ``imageTag: app/VERSION`` (the app's version), ``namespace: ""``
-(``k8s-demo-<stack>``) and ``nodePort: 0`` (assigned by the cluster, as in
-Kubernetes itself).
+The keys are a pydantic model (``ConfigKeys``): one field per key, its type and
+constraints, field validators for the markers and cross-field validators for
+the rules that bind two keys. pydantic's own error wording never reaches the
+user: ``load_settings`` turns each of its errors into this module's message
+for that key.
+
+Defaults live in ``Pulumi.yaml`` only, so the model has none: the Pulumi CLI
+requires a default for every declared key and merges it into the stack's
+config, so the program sees every key. Three defaults depend on the stack or
+the app and are spelt as markers there: ``imageTag: app/VERSION`` (the app's
+version), ``namespace: ""`` (``k8s-demo-<stack>``) and ``nodePort: 0``
+(assigned by the cluster, as in Kubernetes itself).
+
+The program reads its config through the SDK's public API: values with
+``pulumi.Config``, and the list of keys set (to refuse a misspelt one) with
+``pulumi.runtime.get_config_env()``, the SDK's reader of ``PULUMI_CONFIG``, the
+environment variable in which the language host hands a program its whole
+stack config. The Pulumi CLI itself does not refuse a key that Pulumi.yaml does
+not declare, so this module does.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Annotated, Any, Protocol
 
 import pulumi
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from components.rollout import RolloutPlan
 from components.values import (
@@ -49,35 +65,195 @@ ASSIGNED_NODE_PORT = 0
 #: ``namespace`` marker (Pulumi.yaml's default): derive it from the project and stack.
 DERIVED_NAMESPACE = ""
 
-# The same grammars, or the marker of Pulumi.yaml's default.
-_TAG_OR_MARKER = re.compile(rf"^(?:{TAG.pattern[1:-1]}|{re.escape(APP_VERSION_TAG)})$")
-_DNS_LABEL_OR_MARKER = re.compile(rf"^(?:{DNS_LABEL.pattern[1:-1]}|{re.escape(DERIVED_NAMESPACE)})$")
-# The two spellings of a boolean the Pulumi CLI passes for a ``type: boolean`` key.
-_BOOLEANS = {"true": True, "false": False}
-
-#: Every key this program reads, in the project's config namespace.
-KNOWN_KEYS = (
-    "imageTag",
-    "imageRepository",
-    "replicas",
-    "maxSurge",
-    "maxUnavailable",
-    "minReadySeconds",
-    "podReadyTimeoutSeconds",
-    "nodePort",
-    "nodeAddress",
-    "namespace",
-    "cpuRequest",
-    "cpuLimit",
-    "memoryRequest",
-    "memoryLimit",
-    "rollbackOnFailure",
-)
-
 #: What ``imageTag`` may be: a tag, or the marker of the app's version.
 IMAGE_TAG_RULE = f"{TAG_RULE}, or {APP_VERSION_TAG!r} for the app's version"
 
-T = TypeVar("T")
+# The same grammars, or the marker of Pulumi.yaml's default.
+_TAG_OR_MARKER = rf"^(?:{TAG.pattern[1:-1]}|{re.escape(APP_VERSION_TAG)})$"
+_DNS_LABEL_OR_MARKER = rf"^(?:{DNS_LABEL.pattern[1:-1]}|{re.escape(DERIVED_NAMESPACE)})$"
+# The two spellings of a boolean the Pulumi CLI passes for a ``type: boolean`` key.
+_BOOLEANS = {"true": True, "false": False}
+
+# pydantic error types of this module's own: a value outside its key's grammar
+# (reported with the key's rule), and a problem that carries its own message.
+_BAD_VALUE = "config_value"
+_PROBLEM = "config_problem"
+
+
+def _integer(minimum: int) -> str:
+    return f"must be an integer >= {minimum}"
+
+
+_INT_OR_PERCENT_RULE = "must be an integer >= 0 or a percentage from 0% to 100%"
+_QUANTITY_RULE = "must be a Kubernetes quantity such as '100m', '0.5', '64Mi' or '1Gi'"
+
+
+def _rules(project: str) -> dict[str, str]:
+    """What each key may be, by key: the second half of every message about it."""
+    return {
+        "imageTag": IMAGE_TAG_RULE,
+        "imageRepository": (
+            "must be a lowercase image name such as 'k8s-demo' or 'registry.example.com/team/k8s-demo', "
+            "without tag or digest"
+        ),
+        "replicas": _integer(0),
+        "maxSurge": _INT_OR_PERCENT_RULE,
+        "maxUnavailable": _INT_OR_PERCENT_RULE,
+        "minReadySeconds": _integer(0),
+        "podReadyTimeoutSeconds": _integer(1),
+        "nodePort": (
+            f"must be an integer from {NODE_PORT_MIN} to {NODE_PORT_MAX}, or {ASSIGNED_NODE_PORT} to have one assigned"
+        ),
+        "nodeAddress": "must be a host name or IP address",
+        "namespace": (
+            "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit; "
+            f"or {DERIVED_NAMESPACE!r} for {project}-<stack>"
+        ),
+        "cpuRequest": _QUANTITY_RULE,
+        "cpuLimit": _QUANTITY_RULE,
+        "memoryRequest": _QUANTITY_RULE,
+        "memoryLimit": _QUANTITY_RULE,
+        "rollbackOnFailure": "must be true or false",
+    }
+
+
+def _bad_value() -> PydanticCustomError:
+    # Reported as "<key> = <raw value>: <the key's rule>" by load_settings.
+    return PydanticCustomError(_BAD_VALUE, "not allowed")
+
+
+def _problem(key: str, value: object, allowed: str, *, listed_after: str | None = None) -> PydanticCustomError:
+    """A problem with its own message: ``<namespace>:<key> = <value>: <allowed>``.
+
+    It is listed where the key that raised it is checked, or after ``listed_after``.
+    """
+    context = {"key": key, "value": repr(value), "allowed": allowed, "listed_after": listed_after}
+    return PydanticCustomError(_PROBLEM, "{allowed}", context)
+
+
+def _whole_number(raw: object) -> object:
+    # Digits only (a leading '+' allowed): pydantic's own int parsing would take "1.0" and "1_000".
+    text = raw.strip() if isinstance(raw, str) else raw
+    if isinstance(text, str) and INTEGER.match(text):
+        return int(text)
+    raise _bad_value()
+
+
+def _int_or_percent(raw: object) -> object:
+    parsed = parse_int_or_percent(raw.strip()) if isinstance(raw, str) else None
+    if parsed is None:
+        raise _bad_value()
+    return parsed
+
+
+def _boolean(raw: object) -> object:
+    value = _BOOLEANS.get(raw.strip()) if isinstance(raw, str) else None
+    if value is None:
+        raise _bad_value()
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+Quantity = Annotated[str, Field(pattern=QUANTITY.pattern)]
+
+
+def _context(info: ValidationInfo) -> dict[str, str]:
+    context = info.context
+    if not isinstance(context, dict):
+        raise TypeError("ConfigKeys needs its context: namespace, project, stack and app_version")
+    return context
+
+
+class ConfigKeys(BaseModel):
+    """Every key of the project's config namespace, parsed and checked; validated by its key (``imageTag``).
+
+    Validate with ``context={"namespace": ..., "project": ..., "stack": ...,
+    "app_version": ...}``: the markers resolve against it, so ``image_tag``
+    and ``namespace`` hold what is deployed, and cross-key messages name keys
+    in ``namespace``. Every value arrives as the string the CLI passes and is
+    trimmed first. Times are in seconds; ``node_port`` 0 means assigned by the
+    cluster.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        str_strip_whitespace=True,
+        alias_generator=to_camel,
+        regex_engine="python-re",
+    )
+
+    image_tag: Annotated[str, Field(pattern=_TAG_OR_MARKER)]
+    image_repository: Annotated[str, Field(pattern=REPOSITORY.pattern)]
+    replicas: Annotated[WholeNumber, Field(ge=0)]
+    max_surge: Annotated[IntOrPercent, BeforeValidator(_int_or_percent)]
+    max_unavailable: Annotated[IntOrPercent, BeforeValidator(_int_or_percent)]
+    min_ready_seconds: Annotated[WholeNumber, Field(ge=0)]
+    pod_ready_timeout_seconds: Annotated[WholeNumber, Field(ge=1)]
+    node_port: Annotated[WholeNumber, Field(ge=ASSIGNED_NODE_PORT, le=NODE_PORT_MAX)]
+    node_address: Annotated[str, Field(pattern=HOSTNAME_OR_IP.pattern)]
+    namespace: Annotated[str, Field(pattern=_DNS_LABEL_OR_MARKER)]
+    cpu_request: Quantity
+    cpu_limit: Quantity
+    memory_request: Quantity
+    memory_limit: Quantity
+    rollback_on_failure: Annotated[bool, BeforeValidator(_boolean)]
+
+    @field_validator("image_tag")
+    @classmethod
+    def _app_version_marker(cls, tag: str, info: ValidationInfo) -> str:
+        resolved = _context(info)["app_version"] if tag == APP_VERSION_TAG else tag
+        if resolved == "latest":
+            raise _problem("imageTag", resolved, LATEST_REFUSED)
+        return resolved
+
+    @field_validator("max_unavailable")
+    @classmethod
+    def _not_both_zero(cls, unavailable: IntOrPercent, info: ValidationInfo) -> IntOrPercent:
+        surge = info.data.get("max_surge")
+        if surge is not None and is_zero(surge) and is_zero(unavailable):
+            allowed = (
+                f"must not be zero while {_context(info)['namespace']}:maxUnavailable = {unavailable!r} is zero too, "
+                "or a rollout could never start"
+            )
+            raise _problem("maxSurge", surge, allowed)
+        return unavailable
+
+    @field_validator("node_port")
+    @classmethod
+    def _node_port_range(cls, port: int) -> int:
+        if port != ASSIGNED_NODE_PORT and port < NODE_PORT_MIN:
+            raise _bad_value()
+        return port
+
+    @field_validator("namespace")
+    @classmethod
+    def _derived_namespace(cls, namespace: str, info: ValidationInfo) -> str:
+        if namespace == DERIVED_NAMESPACE:
+            context = _context(info)
+            return default_namespace(context["project"], context["stack"])
+        if len(namespace) > DNS_LABEL_MAX:
+            raise _problem("namespace", namespace, f"must be at most {DNS_LABEL_MAX} characters")
+        return namespace
+
+    # The API server would refuse a request above its limit; refuse it here, before anything changes.
+    @field_validator("cpu_limit", "memory_limit")
+    @classmethod
+    def _request_within_limit(cls, limit: str, info: ValidationInfo) -> str:
+        assert info.field_name is not None  # set for a field validator
+        kind = info.field_name.removesuffix("_limit")
+        request = info.data.get(f"{kind}_request")
+        if request is not None and quantity_value(request) > quantity_value(limit):
+            limit_key = to_camel(info.field_name)
+            allowed = f"must not exceed {_context(info)['namespace']}:{limit_key} ({limit!r})"
+            # Both comparisons are listed once every quantity has been read, as the keys read in Pulumi.yaml.
+            raise _problem(to_camel(f"{kind}_request"), request, allowed, listed_after="memoryLimit")
+        return limit
+
+
+#: Every key this program reads, in the project's config namespace, in the order they are checked.
+KNOWN_KEYS = tuple(to_camel(name) for name in ConfigKeys.model_fields)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,71 +314,6 @@ class StackConfig:
         return self.values.get(f"{self.name}:{key}")
 
 
-class _Reader:
-    """Reads raw config values and parses them, collecting every error instead of stopping."""
-
-    def __init__(self, config: ConfigSource) -> None:
-        self._config = config
-        self.errors: list[str] = []
-
-    def bad(self, key: str, value: object, allowed: str) -> None:
-        """Record one problem: the full key, the value as given and what is allowed."""
-        self.errors.append(f"{self._config.name}:{key} = {value!r}: {allowed}")
-
-    def _parse(self, key: str, placeholder: T, allowed: str, parse: Callable[[str], T | None]) -> T:
-        # ``placeholder`` only keeps validation going after an error; it never reaches a resource.
-        raw = self._config.get(key)
-        if raw is None:
-            self.errors.append(f"{self._config.name}:{key} is not set: {allowed} (its default is in Pulumi.yaml)")
-            return placeholder
-        parsed = parse(raw.strip())
-        if parsed is None:
-            self.bad(key, raw, allowed)
-            return placeholder
-        return parsed
-
-    def integer(self, key: str, *, minimum: int = 0) -> int:
-        return self._parse(key, minimum, f"must be an integer >= {minimum}", _int_in(minimum, None))
-
-    def node_port(self, key: str) -> int | None:
-        allowed = (
-            f"must be an integer from {NODE_PORT_MIN} to {NODE_PORT_MAX}, or {ASSIGNED_NODE_PORT} to have one assigned"
-        )
-
-        def parse(raw: str) -> int | None:
-            number = _int_in(ASSIGNED_NODE_PORT, NODE_PORT_MAX)(raw)
-            return number if number is not None and (number == ASSIGNED_NODE_PORT or number >= NODE_PORT_MIN) else None
-
-        port = self._parse(key, ASSIGNED_NODE_PORT, allowed, parse)
-        return None if port == ASSIGNED_NODE_PORT else port
-
-    def int_or_percent(self, key: str) -> IntOrPercent:
-        placeholder: IntOrPercent = 0
-        return self._parse(
-            key, placeholder, "must be an integer >= 0 or a percentage from 0% to 100%", parse_int_or_percent
-        )
-
-    def boolean(self, key: str) -> bool:
-        return self._parse(key, False, "must be true or false", _BOOLEANS.get)
-
-    def matching(self, key: str, pattern: re.Pattern[str], allowed: str) -> str:
-        return self._parse(key, "", allowed, lambda raw: raw if pattern.match(raw) else None)
-
-
-def _int_in(minimum: int, maximum: int | None) -> Callable[[str], int | None]:
-    """A parser for a whole number in [minimum, maximum] (no upper bound when maximum is None)."""
-
-    def parse(raw: str) -> int | None:
-        if not INTEGER.match(raw):
-            return None
-        number = int(raw)
-        if number < minimum or (maximum is not None and number > maximum):
-            return None
-        return number
-
-    return parse
-
-
 def configured_keys(config: ConfigSource) -> set[str]:
     """The keys set for this stack in one config namespace, without the namespace.
 
@@ -217,6 +328,38 @@ def configured_keys(config: ConfigSource) -> set[str]:
     return {key[len(prefix) :] for key in every if key.startswith(prefix)}
 
 
+def _messages(error: ValidationError, raw: Mapping[str, str], namespace: str, project: str) -> list[str]:
+    """One message per problem, in key order, misspelt keys last; in this module's words, never pydantic's."""
+    rules = _rules(project)
+    # Each message with where it is listed: (index of its key, 0), or (index of the key it follows, 1).
+    listed: list[tuple[tuple[int, int], str]] = []
+    unknown: dict[str, str] = {}
+    reported: set[str] = set()
+    for problem in error.errors(include_url=False):
+        key = str(problem["loc"][0])
+        kind = problem["type"]
+        if kind == "extra_forbidden":
+            unknown[key] = raw[key]
+        elif kind == "missing":
+            message = f"{namespace}:{key} is not set: {rules[key]} (its default is in Pulumi.yaml)"
+            listed.append(((KNOWN_KEYS.index(key), 0), message))
+        elif kind == _PROBLEM:
+            context: dict[str, Any] = problem.get("ctx") or {}
+            after = context["listed_after"]
+            position = (KNOWN_KEYS.index(after), 1) if after else (KNOWN_KEYS.index(key), 0)
+            listed.append((position, f"{namespace}:{context['key']} = {context['value']}: {context['allowed']}"))
+        elif key not in reported:
+            # A type, grammar or range error: one message for the key, with the value as given.
+            reported.add(key)
+            listed.append(((KNOWN_KEYS.index(key), 0), f"{namespace}:{key} = {raw[key]!r}: {rules[key]}"))
+    # sorted() is stable: problems listed at the same place keep the order they were found in.
+    messages = [message for _, message in sorted(listed, key=lambda item: item[0])]
+    # A misspelt key would otherwise be ignored in silence and its default used.
+    known = f"unknown key; known keys are: {', '.join(KNOWN_KEYS)}"
+    messages += [f"{namespace}:{key} = {unknown[key]!r}: {known}" for key in sorted(unknown)]
+    return messages
+
+
 def load_settings(
     config: ConfigSource,
     *,
@@ -224,87 +367,48 @@ def load_settings(
     stack: str,
     app_version: str,
 ) -> Settings:
-    """Read and validate every key; raise one ``pulumi.RunError`` listing all problems."""
-    read = _Reader(config)
+    """Read and validate every key; raise one ``pulumi.RunError`` listing all problems.
 
-    image_tag = read.matching("imageTag", _TAG_OR_MARKER, IMAGE_TAG_RULE)
-    if image_tag == APP_VERSION_TAG:
-        image_tag = app_version
-    if image_tag == "latest":
-        read.bad("imageTag", image_tag, LATEST_REFUSED)
-
-    image_repository = read.matching(
-        "imageRepository",
-        REPOSITORY,
-        "must be a lowercase image name such as 'k8s-demo' or 'registry.example.com/team/k8s-demo', "
-        "without tag or digest",
-    )
-    replicas = read.integer("replicas")
-    max_surge = read.int_or_percent("maxSurge")
-    max_unavailable = read.int_or_percent("maxUnavailable")
-    if is_zero(max_surge) and is_zero(max_unavailable):
-        read.bad(
-            "maxSurge",
-            max_surge,
-            f"must not be zero while {config.name}:maxUnavailable = {max_unavailable!r} is zero too, "
-            "or a rollout could never start",
-        )
-    min_ready_seconds = read.integer("minReadySeconds")
-    pod_ready_timeout_seconds = read.integer("podReadyTimeoutSeconds", minimum=1)
-    node_port = read.node_port("nodePort")
-    node_address = read.matching("nodeAddress", HOSTNAME_OR_IP, "must be a host name or IP address")
-    namespace_rule = (
-        "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit; "
-        f"or {DERIVED_NAMESPACE!r} for {project}-<stack>"
-    )
-    namespace = read.matching("namespace", _DNS_LABEL_OR_MARKER, namespace_rule)
-    if namespace == DERIVED_NAMESPACE:
-        namespace = default_namespace(project, stack)
-    if len(namespace) > DNS_LABEL_MAX:
-        read.bad("namespace", namespace, f"must be at most {DNS_LABEL_MAX} characters")
-    quantity = "must be a Kubernetes quantity such as '100m', '0.5', '64Mi' or '1Gi'"
-    resources = Resources(
-        cpu_request=read.matching("cpuRequest", QUANTITY, quantity),
-        cpu_limit=read.matching("cpuLimit", QUANTITY, quantity),
-        memory_request=read.matching("memoryRequest", QUANTITY, quantity),
-        memory_limit=read.matching("memoryLimit", QUANTITY, quantity),
-    )
-    # The API server would refuse a request above its limit; refuse it here, before anything changes.
-    for request_key, request, limit_key, limit in (
-        ("cpuRequest", resources.cpu_request, "cpuLimit", resources.cpu_limit),
-        ("memoryRequest", resources.memory_request, "memoryLimit", resources.memory_limit),
-    ):
-        if request and limit and quantity_value(request) > quantity_value(limit):
-            read.bad(request_key, request, f"must not exceed {config.name}:{limit_key} ({limit!r})")
-    rollback_on_failure = read.boolean("rollbackOnFailure")
-    # A misspelt key would otherwise be ignored in silence and its default used.
-    # (Pulumi.yaml declares every known key, and the CLI refuses values of the wrong type.)
-    for key in sorted(configured_keys(config) - set(KNOWN_KEYS)):
-        read.bad(key, config.get(key), f"unknown key; known keys are: {', '.join(KNOWN_KEYS)}")
-
-    if read.errors:
-        count = len(read.errors)
-        lines = "\n".join(f"  - {error}" for error in read.errors)
+    The one entry point for the program (``config`` a ``pulumi.Config``) and the
+    operator commands (a ``StackConfig`` of ``pulumi config --json``'s values).
+    """
+    raw = {
+        key: value
+        for key in sorted(configured_keys(config) | set(KNOWN_KEYS))
+        if (value := config.get(key)) is not None
+    }
+    context = {"namespace": config.name, "project": project, "stack": stack, "app_version": app_version}
+    try:
+        keys = ConfigKeys.model_validate(raw, context=context)
+    except ValidationError as error:
+        problems = _messages(error, raw, config.name, project)
+        count = len(problems)
+        lines = "\n".join(f"  - {problem}" for problem in problems)
         raise pulumi.RunError(
             f"invalid configuration for stack '{stack}' ({count} problem{'s' * (count != 1)}); "
             f"nothing was changed:\n{lines}"
-        )
+        ) from None
 
     return Settings(
         stack=stack,
         app_version=app_version,
-        image_repository=image_repository,
-        image_tag=image_tag,
+        image_repository=keys.image_repository,
+        image_tag=keys.image_tag,
         rollout=RolloutPlan(
-            replicas=replicas,
-            max_surge=max_surge,
-            max_unavailable=max_unavailable,
-            min_ready_seconds=min_ready_seconds,
-            pod_ready_timeout_seconds=pod_ready_timeout_seconds,
+            replicas=keys.replicas,
+            max_surge=keys.max_surge,
+            max_unavailable=keys.max_unavailable,
+            min_ready_seconds=keys.min_ready_seconds,
+            pod_ready_timeout_seconds=keys.pod_ready_timeout_seconds,
         ),
-        node_port=node_port,
-        node_address=node_address,
-        namespace=namespace,
-        resources=resources,
-        rollback_on_failure=rollback_on_failure,
+        node_port=None if keys.node_port == ASSIGNED_NODE_PORT else keys.node_port,
+        node_address=keys.node_address,
+        namespace=keys.namespace,
+        resources=Resources(
+            cpu_request=keys.cpu_request,
+            cpu_limit=keys.cpu_limit,
+            memory_request=keys.memory_request,
+            memory_limit=keys.memory_limit,
+        ),
+        rollback_on_failure=keys.rollback_on_failure,
     )

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pulumi
 import pytest
 
-from components.settings import Settings, StackConfig, load_settings
+from components.settings import KNOWN_KEYS, Settings, StackConfig, load_settings
 from ops.offline import CONFIG_ENV, ClusterMocks, run_program, stack_config
 from project import DEPLOYMENT_TYPE, project_defaults, stack_file_config
 
@@ -256,3 +256,50 @@ def test_keys_of_other_namespaces_are_not_refused() -> None:
     # Provider settings such as kubernetes:context share the stack's config.
     run = run_program("dev", {**stack_file_config("dev"), "kubernetes:context": "kind-k8s-demo"})
     assert len(run.of_type(DEPLOYMENT_TYPE)) == 1
+
+
+# The reader's error collection: every problem at once, in key order, misspelt keys last, in the
+# project's words (pydantic's own never reach the user).
+
+
+def test_several_bad_keys_are_listed_in_one_error_in_key_order(load: Load) -> None:
+    with pytest.raises(pulumi.RunError) as caught:
+        load(
+            zone="eu",
+            replicas="-1",
+            maxSurge="0",
+            maxUnavailable="0%",
+            nodePort="80",
+            cpuRequest="1",
+            memoryLimit="64MB",
+            imageTag="latest",
+        )
+    assert str(caught.value) == (
+        "invalid configuration for stack 'dev' (7 problems); nothing was changed:\n"
+        "  - k8s-demo:imageTag = 'latest': 'latest' is refused: name the version, so rollback and history mean "
+        "something\n"
+        "  - k8s-demo:replicas = '-1': must be an integer >= 0\n"
+        "  - k8s-demo:maxSurge = 0: must not be zero while k8s-demo:maxUnavailable = '0%' is zero too, "
+        "or a rollout could never start\n"
+        "  - k8s-demo:nodePort = '80': must be an integer from 30000 to 32767, or 0 to have one assigned\n"
+        "  - k8s-demo:memoryLimit = '64MB': must be a Kubernetes quantity such as '100m', '0.5', '64Mi' or '1Gi'\n"
+        "  - k8s-demo:cpuRequest = '1': must not exceed k8s-demo:cpuLimit ('200m')\n"
+        f"  - k8s-demo:zone = 'eu': {UNKNOWN_REPLICA.split(': ', 1)[1]}"
+    )
+
+
+def test_every_missing_key_is_named_with_its_rule() -> None:
+    with pytest.raises(pulumi.RunError) as caught:
+        load_settings(StackConfig("k8s-demo", {}), project="k8s-demo", stack="dev", app_version="0.2")
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "invalid configuration for stack 'dev' (15 problems); nothing was changed:"
+    assert lines[3] == "  - k8s-demo:replicas is not set: must be an integer >= 0 (its default is in Pulumi.yaml)"
+
+
+def test_a_value_is_reported_as_given_before_it_is_trimmed(load: Load) -> None:
+    with pytest.raises(pulumi.RunError, match=r"k8s-demo:replicas = ' ten ': must be an integer >= 0$"):
+        load(replicas=" ten ")
+
+
+def test_pulumi_yaml_declares_exactly_the_keys_the_reader_knows() -> None:
+    assert [key.removeprefix("k8s-demo:") for key in project_defaults()] == list(KNOWN_KEYS)
