@@ -28,7 +28,7 @@ from project import IMAGE_TYPE, NAME, ROOT, SERVICE_TYPE
 MAIN = ROOT / "__main__.py"
 
 #: What the mocked cluster assigns when no node port is configured (the tutorial's 80:31404).
-ASSIGNED_NODE_PORT = 31404
+MOCKED_NODE_PORT = 31404
 #: Where the language host puts a program's stack config (JSON of full keys to strings),
 #: and where the SDK's ``pulumi.Config`` and ``pulumi.runtime.get_config_env()`` read it.
 CONFIG_ENV = "PULUMI_CONFIG"
@@ -88,7 +88,7 @@ class ClusterMocks(pulumi.runtime.Mocks):
 
 
 def _with_assigned_node_ports(spec: dict[str, Any]) -> dict[str, Any]:
-    ports = [{**port, "nodePort": port.get("nodePort", ASSIGNED_NODE_PORT)} for port in spec.get("ports", [])]
+    ports = [{**port, "nodePort": port.get("nodePort", MOCKED_NODE_PORT)} for port in spec.get("ports", [])]
     return {**spec, "ports": ports}
 
 

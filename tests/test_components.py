@@ -14,7 +14,7 @@ from components.image import AppImage, AppImageArgs
 from components.rollout import RolloutPlan
 from components.values import Resources
 from components.webapp import DEPLOYMENT_NAME, SERVICE_NAME, WebApp, WebAppArgs
-from ops.offline import ASSIGNED_NODE_PORT, ClusterMocks
+from ops.offline import MOCKED_NODE_PORT, ClusterMocks
 from project import IMAGE_TYPE
 
 
@@ -39,7 +39,7 @@ def test_webapp_outputs(mocks: ClusterMocks, webapp_args: WebAppArgs) -> pulumi.
     app = WebApp("unit", webapp_args)
 
     def check(values: list[object]) -> None:
-        assert values == ["unit-ns", DEPLOYMENT_NAME, SERVICE_NAME, "k8s-demo:0.1", ASSIGNED_NODE_PORT]
+        assert values == ["unit-ns", DEPLOYMENT_NAME, SERVICE_NAME, "k8s-demo:0.1", MOCKED_NODE_PORT]
 
     return pulumi.Output.all(app.namespace, app.deployment_name, app.service_name, app.image, app.node_port).apply(
         check
