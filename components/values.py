@@ -35,6 +35,8 @@ REPOSITORY = re.compile(rf"^(?:{_HOST}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 #: The longest DNS-1123 label.
 DNS_LABEL_MAX = 63
+#: A label value: at most 63 characters, alphanumeric at both ends, '-', '_' and '.' between; or empty.
+LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 #: A host name or an IP address (v4 or v6), as far as a URL needs one.
 HOSTNAME_OR_IP = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.:-]*[A-Za-z0-9])?$")
 #: A whole number as stack config spells one: digits, an optional leading '+'.

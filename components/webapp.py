@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from components.labels import object_labels, selector_labels, workload_labels
 from components.rollout import RolloutPlan
 from components.values import NODE_PORT_MAX, NODE_PORT_MIN, Resources
+from project import WEBAPP_TYPE
 
 #: Port the image listens on (app/nginx.conf): unprivileged, so not 80.
 CONTAINER_PORT = 8080
@@ -100,7 +101,7 @@ class WebApp(pulumi.ComponentResource):
     node_port: pulumi.Output[int | None]
 
     def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("k8s-demo:index:WebApp", name, None, opts)
+        super().__init__(WEBAPP_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         instance = args.namespace
         labels = object_labels(instance)

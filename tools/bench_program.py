@@ -15,11 +15,11 @@ from collections.abc import Callable
 import pulumi
 
 from ops.offline import ClusterMocks, run_program
-from project import config_key, stack_file_config
+from project import NAME, config_key, stack_file_config
 
 
 def _empty_program() -> None:
-    pulumi.runtime.set_mocks(ClusterMocks(), project="k8s-demo", stack="bench", preview=False)
+    pulumi.runtime.set_mocks(ClusterMocks(), project=NAME, stack="bench", preview=False)
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def program() -> pulumi.Output[None]:
