@@ -24,7 +24,8 @@ class RolloutPlan:
     long a new pod must stay ready to count as available (seconds, >= 0);
     ``pod_ready_timeout_seconds`` is how long one may take to become ready:
     scheduled, pulled, started and passing its readiness probe (seconds, >= 1).
-    Every time below is in seconds.
+    Every time below is in seconds. No field has a default: the program fills
+    the plan from stack config, whose defaults are Pulumi.yaml's.
     """
 
     replicas: int

@@ -172,7 +172,8 @@ class ConfigKeys(BaseModel):
     and ``namespace`` hold what is deployed, and cross-key messages name keys
     in ``namespace``. Every value arrives as the string the CLI passes and is
     trimmed first. Times are in seconds; ``node_port`` 0 means assigned by the
-    cluster.
+    cluster. No field has a default: a key that is not set is reported, since
+    the CLI merges Pulumi.yaml's defaults into every stack's config.
     """
 
     model_config = ConfigDict(
