@@ -248,7 +248,7 @@ class ConfigKeys(BaseModel):
         if request is not None and quantity_value(request) > quantity_value(limit):
             limit_key = to_camel(info.field_name)
             allowed = f"must not exceed {_context(info)['namespace']}:{limit_key} ({limit!r})"
-            # Both comparisons are listed once every quantity has been read, as the keys read in Pulumi.yaml.
+            # Listed after the quantities' own problems: a limit's bad spelling reads before a comparison with it.
             raise _problem(to_camel(f"{kind}_request"), request, allowed, listed_after="memoryLimit")
         return limit
 
