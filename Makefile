@@ -35,9 +35,11 @@ endif
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt policy/requirements.txt
+# The project itself goes in editable (pyproject.toml), so the policy pack imports it by name.
+$(BIN)/.installed: requirements.txt requirements-dev.txt policy/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 venv: $(BIN)/.installed ## Create .venv and install the pinned requirements

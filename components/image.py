@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.settings import registry_host
+from components.values import registry_host
+from project import APP_IMAGE_TYPE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +56,7 @@ class AppImage(pulumi.ComponentResource):
     built: pulumi.Output[bool]
 
     def __init__(self, name: str, args: AppImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("k8s-demo:index:AppImage", name, None, opts)
+        super().__init__(APP_IMAGE_TYPE, name, None, opts)
         if args.build:
             image = docker.Image(
                 f"{name}-build",

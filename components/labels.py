@@ -8,18 +8,17 @@ selector, the pod template and the Service selector all come from
 
 from __future__ import annotations
 
-import re
+from components.values import LABEL_VALUE
+from project import NAME as PROJECT_NAME
 
-#: ``app.kubernetes.io/name`` of every object.
-APP_NAME = "k8s-demo"
+#: ``app.kubernetes.io/name`` of every object: the project's name.
+APP_NAME = PROJECT_NAME
 
 NAME = "app.kubernetes.io/name"
 INSTANCE = "app.kubernetes.io/instance"
 VERSION = "app.kubernetes.io/version"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 COMPONENT = "app.kubernetes.io/component"
-
-_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
 def selector_labels(instance: str) -> dict[str, str]:
@@ -47,6 +46,6 @@ def workload_labels(instance: str, version: str) -> dict[str, str]:
     (tags may be 128 characters long; label values only 63).
     """
     labels = object_labels(instance)
-    if _LABEL_VALUE.match(version):
+    if LABEL_VALUE.match(version):
         labels[VERSION] = version
     return labels

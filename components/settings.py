@@ -4,24 +4,59 @@ Every key is read and checked before any resource is created. All problems are
 collected and reported together in one ``pulumi.RunError`` that names each bad
 key, the value it had and what is allowed, so a user fixes them in one pass.
 
-Defaults live in ``Pulumi.yaml`` only: the Pulumi CLI requires a default for
-every declared key and merges it into the stack's config, so the program sees
-every key. Three defaults depend on the stack or the app and are spelt as
-markers there: ``imageTag: app/VERSION`` (the app's version), ``namespace: ""``
-(``k8s-demo-<stack>``) and ``nodePort: 0`` (assigned by the cluster, as in
-Kubernetes itself).
+The keys are a pydantic model (``ConfigKeys``): one field per key, its type and
+constraints, field validators for the markers and cross-field validators for
+the rules that bind two keys. pydantic's own error wording never reaches the
+user: ``load_settings`` turns each of its errors into this module's message
+for that key.
+
+Defaults live in ``Pulumi.yaml`` only, so the model has none: the Pulumi CLI
+requires a default for every declared key and merges it into the stack's
+config, so the program sees every key. Three defaults depend on the stack or
+the app and are spelt as markers there: ``imageTag: app/VERSION`` (the app's
+version), ``namespace: ""`` (``k8s-demo-<stack>``) and ``nodePort: 0``
+(assigned by the cluster, as in Kubernetes itself).
+
+The program reads its config through the SDK's public API: values with
+``pulumi.Config``, and the list of keys set (to refuse a misspelt one) with
+``pulumi.runtime.get_config_env()``, the SDK's reader of ``PULUMI_CONFIG``, the
+environment variable in which the language host hands a program its whole
+stack config. The Pulumi CLI itself does not refuse a key that Pulumi.yaml does
+not declare, so this module does.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Annotated, Any, Protocol
 
 import pulumi
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from components.rollout import RolloutPlan
+from components.values import (
+    DNS_LABEL,
+    DNS_LABEL_MAX,
+    HOSTNAME_OR_IP,
+    INTEGER,
+    LATEST_REFUSED,
+    NODE_PORT_MAX,
+    NODE_PORT_MIN,
+    QUANTITY,
+    REPOSITORY,
+    TAG,
+    TAG_RULE,
+    IntOrPercent,
+    Resources,
+    default_namespace,
+    is_zero,
+    parse_int_or_percent,
+    quantity_value,
+)
 
 #: ``imageTag`` marker (Pulumi.yaml's default): deploy, and build, the app's own version.
 APP_VERSION_TAG = "app/VERSION"
@@ -30,103 +65,215 @@ ASSIGNED_NODE_PORT = 0
 #: ``namespace`` marker (Pulumi.yaml's default): derive it from the project and stack.
 DERIVED_NAMESPACE = ""
 
-NODE_PORT_MIN = 30000
-NODE_PORT_MAX = 32767
-
-# Docker's tag grammar: up to 128 word characters, dots and dashes, not starting
-# with a dot or dash.
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-# A lowercase image reference without tag or digest: optional registry host
-# (with a dot, a port or "localhost"), then slash-separated path components.
-_HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(?::[0-9]+)?"
-_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY = re.compile(rf"^(?:{_HOST}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-# The same, or the marker of Pulumi.yaml's default.
-_TAG_OR_MARKER = re.compile(rf"^(?:{_TAG.pattern[1:-1]}|{re.escape(APP_VERSION_TAG)})$")
-_DNS_LABEL_OR_MARKER = re.compile(rf"^(?:{_DNS_LABEL.pattern[1:-1]}|{re.escape(DERIVED_NAMESPACE)})$")
-_PERCENT = re.compile(r"^([0-9]{1,3})%$")
-_INTEGER = re.compile(r"^[+]?[0-9]+$")
-# The two spellings of a boolean the Pulumi CLI passes for a ``type: boolean`` key.
-_BOOLEANS = {"true": True, "false": False}
-# Kubernetes resource quantities as used for CPU and memory.
-_QUANTITY = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
-_QUANTITY_SUFFIXES = {
-    "": Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(1000),
-    "M": Decimal(1000**2),
-    "G": Decimal(1000**3),
-    "T": Decimal(1000**4),
-    "Ki": Decimal(1024),
-    "Mi": Decimal(1024**2),
-    "Gi": Decimal(1024**3),
-    "Ti": Decimal(1024**4),
-}
-_HOSTNAME_OR_IP = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.:-]*[A-Za-z0-9])?$")
-
-#: Every key this program reads, in the project's config namespace.
-KNOWN_KEYS = (
-    "imageTag",
-    "imageRepository",
-    "replicas",
-    "maxSurge",
-    "maxUnavailable",
-    "minReadySeconds",
-    "podReadyTimeoutSeconds",
-    "nodePort",
-    "nodeAddress",
-    "namespace",
-    "cpuRequest",
-    "cpuLimit",
-    "memoryRequest",
-    "memoryLimit",
-    "rollbackOnFailure",
-)
-
-#: What a tag to deploy may be; shared with the operator commands that take one (``ops.release rollback``).
-TAG_RULE = (
-    "must be a Docker tag (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-'), "
-    "not empty and not 'latest'"
-)
 #: What ``imageTag`` may be: a tag, or the marker of the app's version.
 IMAGE_TAG_RULE = f"{TAG_RULE}, or {APP_VERSION_TAG!r} for the app's version"
-#: Why ``latest`` is refused although Docker's grammar allows it.
-LATEST_REFUSED = "'latest' is refused: name the version, so rollback and history mean something"
 
-IntOrPercent = int | str
-T = TypeVar("T")
+# The same grammars, or the marker of Pulumi.yaml's default.
+_TAG_OR_MARKER = rf"^(?:{TAG.pattern[1:-1]}|{re.escape(APP_VERSION_TAG)})$"
+_DNS_LABEL_OR_MARKER = rf"^(?:{DNS_LABEL.pattern[1:-1]}|{re.escape(DERIVED_NAMESPACE)})$"
+# The two spellings of a boolean the Pulumi CLI passes for a ``type: boolean`` key.
+_BOOLEANS = {"true": True, "false": False}
+
+# pydantic error types of this module's own: a value outside its key's grammar
+# (reported with the key's rule), and a problem that carries its own message.
+_BAD_VALUE = "config_value"
+_PROBLEM = "config_problem"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Resources:
-    """CPU and memory requests and limits, as Kubernetes quantities."""
+def _integer(minimum: int) -> str:
+    return f"must be an integer >= {minimum}"
 
-    cpu_request: str
-    cpu_limit: str
-    memory_request: str
-    memory_limit: str
+
+_INT_OR_PERCENT_RULE = "must be an integer >= 0 or a percentage from 0% to 100%"
+_QUANTITY_RULE = "must be a Kubernetes quantity such as '100m', '0.5', '64Mi' or '1Gi'"
+
+
+def _rules(project: str) -> dict[str, str]:
+    """What each key may be, by key: the second half of every message about it."""
+    return {
+        "imageTag": IMAGE_TAG_RULE,
+        "imageRepository": (
+            "must be a lowercase image name such as 'k8s-demo' or 'registry.example.com/team/k8s-demo', "
+            "without tag or digest"
+        ),
+        "replicas": _integer(0),
+        "maxSurge": _INT_OR_PERCENT_RULE,
+        "maxUnavailable": _INT_OR_PERCENT_RULE,
+        "minReadySeconds": _integer(0),
+        "podReadyTimeoutSeconds": _integer(1),
+        "nodePort": (
+            f"must be an integer from {NODE_PORT_MIN} to {NODE_PORT_MAX}, or {ASSIGNED_NODE_PORT} to have one assigned"
+        ),
+        "nodeAddress": "must be a host name or IP address",
+        "namespace": (
+            "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit; "
+            f"or {DERIVED_NAMESPACE!r} for {project}-<stack>"
+        ),
+        "cpuRequest": _QUANTITY_RULE,
+        "cpuLimit": _QUANTITY_RULE,
+        "memoryRequest": _QUANTITY_RULE,
+        "memoryLimit": _QUANTITY_RULE,
+        "rollbackOnFailure": "must be true or false",
+    }
+
+
+def _bad_value() -> PydanticCustomError:
+    # Reported as "<key> = <raw value>: <the key's rule>" by load_settings.
+    return PydanticCustomError(_BAD_VALUE, "not allowed")
+
+
+def _problem(key: str, value: object, allowed: str, *, listed_after: str | None = None) -> PydanticCustomError:
+    """A problem with its own message: ``<namespace>:<key> = <value>: <allowed>``.
+
+    It is listed where the key that raised it is checked, or after ``listed_after``.
+    """
+    context = {"key": key, "value": repr(value), "allowed": allowed, "listed_after": listed_after}
+    return PydanticCustomError(_PROBLEM, "{allowed}", context)
+
+
+def _whole_number(raw: object) -> object:
+    # Digits only (a leading '+' allowed): pydantic's own int parsing would take "1.0" and "1_000".
+    text = raw.strip() if isinstance(raw, str) else raw
+    if isinstance(text, str) and INTEGER.match(text):
+        return int(text)
+    raise _bad_value()
+
+
+def _int_or_percent(raw: object) -> object:
+    parsed = parse_int_or_percent(raw.strip()) if isinstance(raw, str) else None
+    if parsed is None:
+        raise _bad_value()
+    return parsed
+
+
+def _boolean(raw: object) -> object:
+    value = _BOOLEANS.get(raw.strip()) if isinstance(raw, str) else None
+    if value is None:
+        raise _bad_value()
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+Quantity = Annotated[str, Field(pattern=QUANTITY.pattern)]
+
+
+def _context(info: ValidationInfo) -> dict[str, str]:
+    context = info.context
+    if not isinstance(context, dict):
+        raise TypeError("ConfigKeys needs its context: namespace, project, stack and app_version")
+    return context
+
+
+class ConfigKeys(BaseModel):
+    """Every key of the project's config namespace, parsed and checked; validated by its key (``imageTag``).
+
+    Validate with ``context={"namespace": ..., "project": ..., "stack": ...,
+    "app_version": ...}``: the markers resolve against it, so ``image_tag``
+    and ``namespace`` hold what is deployed, and cross-key messages name keys
+    in ``namespace``. Every value arrives as the string the CLI passes and is
+    trimmed first. Times are in seconds; ``node_port`` 0 means assigned by the
+    cluster. No field has a default: a key that is not set is reported, since
+    the CLI merges Pulumi.yaml's defaults into every stack's config.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        str_strip_whitespace=True,
+        alias_generator=to_camel,
+        regex_engine="python-re",
+    )
+
+    image_tag: Annotated[str, Field(pattern=_TAG_OR_MARKER)]
+    image_repository: Annotated[str, Field(pattern=REPOSITORY.pattern)]
+    replicas: Annotated[WholeNumber, Field(ge=0)]
+    max_surge: Annotated[IntOrPercent, BeforeValidator(_int_or_percent)]
+    max_unavailable: Annotated[IntOrPercent, BeforeValidator(_int_or_percent)]
+    min_ready_seconds: Annotated[WholeNumber, Field(ge=0)]
+    pod_ready_timeout_seconds: Annotated[WholeNumber, Field(ge=1)]
+    node_port: Annotated[WholeNumber, Field(ge=ASSIGNED_NODE_PORT, le=NODE_PORT_MAX)]
+    node_address: Annotated[str, Field(pattern=HOSTNAME_OR_IP.pattern)]
+    namespace: Annotated[str, Field(pattern=_DNS_LABEL_OR_MARKER)]
+    cpu_request: Quantity
+    cpu_limit: Quantity
+    memory_request: Quantity
+    memory_limit: Quantity
+    rollback_on_failure: Annotated[bool, BeforeValidator(_boolean)]
+
+    @field_validator("image_tag")
+    @classmethod
+    def _app_version_marker(cls, tag: str, info: ValidationInfo) -> str:
+        resolved = _context(info)["app_version"] if tag == APP_VERSION_TAG else tag
+        if resolved == "latest":
+            raise _problem("imageTag", resolved, LATEST_REFUSED)
+        return resolved
+
+    @field_validator("max_unavailable")
+    @classmethod
+    def _not_both_zero(cls, unavailable: IntOrPercent, info: ValidationInfo) -> IntOrPercent:
+        surge = info.data.get("max_surge")
+        if surge is not None and is_zero(surge) and is_zero(unavailable):
+            allowed = (
+                f"must not be zero while {_context(info)['namespace']}:maxUnavailable = {unavailable!r} is zero too, "
+                "or a rollout could never start"
+            )
+            raise _problem("maxSurge", surge, allowed)
+        return unavailable
+
+    @field_validator("node_port")
+    @classmethod
+    def _node_port_range(cls, port: int) -> int:
+        if port != ASSIGNED_NODE_PORT and port < NODE_PORT_MIN:
+            raise _bad_value()
+        return port
+
+    @field_validator("namespace")
+    @classmethod
+    def _derived_namespace(cls, namespace: str, info: ValidationInfo) -> str:
+        if namespace == DERIVED_NAMESPACE:
+            context = _context(info)
+            return default_namespace(context["project"], context["stack"])
+        if len(namespace) > DNS_LABEL_MAX:
+            raise _problem("namespace", namespace, f"must be at most {DNS_LABEL_MAX} characters")
+        return namespace
+
+    # The API server would refuse a request above its limit; refuse it here, before anything changes.
+    @field_validator("cpu_limit", "memory_limit")
+    @classmethod
+    def _request_within_limit(cls, limit: str, info: ValidationInfo) -> str:
+        assert info.field_name is not None  # set for a field validator
+        kind = info.field_name.removesuffix("_limit")
+        request = info.data.get(f"{kind}_request")
+        if request is not None and quantity_value(request) > quantity_value(limit):
+            limit_key = to_camel(info.field_name)
+            allowed = f"must not exceed {_context(info)['namespace']}:{limit_key} ({limit!r})"
+            # Listed after the quantities' own problems: a limit's bad spelling reads before a comparison with it.
+            raise _problem(to_camel(f"{kind}_request"), request, allowed, listed_after="memoryLimit")
+        return limit
+
+
+#: Every key this program reads, in the project's config namespace, in the order they are checked.
+KNOWN_KEYS = tuple(to_camel(name) for name in ConfigKeys.model_fields)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the program needs from stack config, validated.
 
-    ``max_surge`` and ``max_unavailable`` are a pod count (int) or a
-    percentage string such as ``"25%"``. Times are in seconds.
-    ``rollback_on_failure`` is read only by ``ops.release up`` (``make up``):
-    the program itself deploys the same objects either way.
+    ``image_tag`` is the tag to deploy, the ``app/VERSION`` marker resolved;
+    ``namespace`` is the namespace to create, its marker resolved;
+    ``node_port`` None lets the cluster assign one. ``rollout`` holds the
+    replicas and the rolling update. ``rollback_on_failure`` is read only by
+    ``ops.release up`` (``make up``): the program itself deploys the same
+    objects either way.
     """
 
     stack: str
     app_version: str
     image_repository: str
     image_tag: str
-    replicas: int
-    max_surge: IntOrPercent
-    max_unavailable: IntOrPercent
-    min_ready_seconds: int
-    pod_ready_timeout_seconds: int
+    rollout: RolloutPlan
     node_port: int | None
     node_address: str
     namespace: str
@@ -137,98 +284,6 @@ class Settings:
     def change_cause(self) -> str:
         """The Deployment's ``kubernetes.io/change-cause``: the tag and the stack."""
         return f"pulumi up: image {self.image_repository}:{self.image_tag}, stack {self.stack}"
-
-    @property
-    def max_surge_pods(self) -> int:
-        """maxSurge as a pod count: a percentage of replicas rounded up, as Kubernetes does."""
-        return resolve_int_or_percent(self.max_surge, self.replicas, round_up=True)
-
-    @property
-    def max_unavailable_pods(self) -> int:
-        """maxUnavailable as a pod count: a percentage of replicas rounded down, as Kubernetes does.
-
-        When both bounds round to zero pods, Kubernetes lets one pod be unavailable
-        (otherwise the rollout could not start), and so does this.
-        """
-        unavailable = resolve_int_or_percent(self.max_unavailable, self.replicas, round_up=False)
-        if unavailable == 0 and self.max_surge_pods == 0:
-            return 1
-        return unavailable
-
-    @property
-    def rollout_steps(self) -> int:
-        """How many batches a full rollout takes at least: ceil(replicas / (surge + unavailable pods)); 1 at least."""
-        return max(1, math.ceil(self.replicas / (self.max_surge_pods + self.max_unavailable_pods)))
-
-    @property
-    def min_rollout_seconds(self) -> int:
-        """The least time a full rollout can take: every batch stays ready minReadySeconds (seconds)."""
-        return self.rollout_steps * self.min_ready_seconds
-
-    @property
-    def min_serving_pods(self) -> int:
-        """The fewest available pods during a rollout: replicas minus maxUnavailable pods, 0 at least."""
-        return max(0, self.replicas - self.max_unavailable_pods)
-
-    @property
-    def step_seconds(self) -> int:
-        """Budget for one batch: a new pod becomes ready, then stays ready minReadySeconds."""
-        return self.pod_ready_timeout_seconds + self.min_ready_seconds
-
-    @property
-    def progress_deadline_seconds(self) -> int:
-        """The Deployment's progressDeadlineSeconds: two batch budgets without progress.
-
-        Always greater than minReadySeconds, as Kubernetes requires.
-        """
-        return 2 * self.step_seconds
-
-    @property
-    def rollout_timeout_seconds(self) -> int:
-        """Pulumi's await timeout: every batch at its budget, plus one progress deadline.
-
-        A stuck rollout is reported by Kubernetes (ProgressDeadlineExceeded) well
-        before this, so this only bounds a slow but moving rollout.
-        """
-        return self.rollout_steps * self.step_seconds + self.progress_deadline_seconds
-
-
-def resolve_int_or_percent(value: IntOrPercent, total: int, *, round_up: bool) -> int:
-    """A pod count from an int or a percentage of ``total``, rounded as Kubernetes does."""
-    if isinstance(value, int):
-        return value
-    match = _PERCENT.match(value)
-    if match is None:
-        raise ValueError(f"not a percentage: {value!r}")
-    scaled = int(match.group(1)) * total / 100
-    return math.ceil(scaled) if round_up else math.floor(scaled)
-
-
-def registry_host(repository: str) -> str | None:
-    """The registry host of an image repository, or None for a local image name."""
-    first, sep, _ = repository.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return None
-
-
-def image_tag_problem(tag: str) -> str | None:
-    """What is wrong with ``tag`` as a tag to deploy (``TAG_RULE``), or None when it is fine.
-
-    The ``app/VERSION`` marker is not a tag here: a caller that accepts it resolves it first.
-    """
-    if tag == "latest":
-        return LATEST_REFUSED
-    if not _TAG.match(tag):
-        return TAG_RULE
-    return None
-
-
-def default_namespace(project: str, stack: str) -> str:
-    """``<project>-<stack>`` folded into a DNS-1123 label (63 characters at most)."""
-    folded = re.sub(r"[^a-z0-9-]+", "-", f"{project}-{stack}".lower())
-    folded = folded[:63].strip("-")
-    return folded or project
 
 
 class ConfigSource(Protocol):
@@ -260,101 +315,50 @@ class StackConfig:
         return self.values.get(f"{self.name}:{key}")
 
 
-class _Reader:
-    """Reads raw config values and parses them, collecting every error instead of stopping."""
-
-    def __init__(self, config: ConfigSource) -> None:
-        self._config = config
-        self.errors: list[str] = []
-
-    def bad(self, key: str, value: object, allowed: str) -> None:
-        """Record one problem: the full key, the value as given and what is allowed."""
-        self.errors.append(f"{self._config.name}:{key} = {value!r}: {allowed}")
-
-    def _parse(self, key: str, placeholder: T, allowed: str, parse: Callable[[str], T | None]) -> T:
-        # ``placeholder`` only keeps validation going after an error; it never reaches a resource.
-        raw = self._config.get(key)
-        if raw is None:
-            self.errors.append(f"{self._config.name}:{key} is not set: {allowed} (its default is in Pulumi.yaml)")
-            return placeholder
-        parsed = parse(raw.strip())
-        if parsed is None:
-            self.bad(key, raw, allowed)
-            return placeholder
-        return parsed
-
-    def integer(self, key: str, *, minimum: int = 0) -> int:
-        return self._parse(key, minimum, f"must be an integer >= {minimum}", _int_in(minimum, None))
-
-    def node_port(self, key: str) -> int | None:
-        allowed = (
-            f"must be an integer from {NODE_PORT_MIN} to {NODE_PORT_MAX}, or {ASSIGNED_NODE_PORT} to have one assigned"
-        )
-
-        def parse(raw: str) -> int | None:
-            number = _int_in(ASSIGNED_NODE_PORT, NODE_PORT_MAX)(raw)
-            return number if number is not None and (number == ASSIGNED_NODE_PORT or number >= NODE_PORT_MIN) else None
-
-        port = self._parse(key, ASSIGNED_NODE_PORT, allowed, parse)
-        return None if port == ASSIGNED_NODE_PORT else port
-
-    def int_or_percent(self, key: str) -> IntOrPercent:
-        def parse(raw: str) -> IntOrPercent | None:
-            if _INTEGER.match(raw):
-                return int(raw)
-            match = _PERCENT.match(raw)
-            if match and int(match.group(1)) <= 100:
-                return f"{int(match.group(1))}%"
-            return None
-
-        placeholder: IntOrPercent = 0
-        return self._parse(key, placeholder, "must be an integer >= 0 or a percentage from 0% to 100%", parse)
-
-    def boolean(self, key: str) -> bool:
-        return self._parse(key, False, "must be true or false", _BOOLEANS.get)
-
-    def matching(self, key: str, pattern: re.Pattern[str], allowed: str) -> str:
-        return self._parse(key, "", allowed, lambda raw: raw if pattern.match(raw) else None)
-
-
-def _int_in(minimum: int, maximum: int | None) -> Callable[[str], int | None]:
-    """A parser for a whole number in [minimum, maximum] (no upper bound when maximum is None)."""
-
-    def parse(raw: str) -> int | None:
-        if not _INTEGER.match(raw):
-            return None
-        number = int(raw)
-        if number < minimum or (maximum is not None and number > maximum):
-            return None
-        return number
-
-    return parse
-
-
-def quantity_value(quantity: str) -> Decimal:
-    """The numeric value of a Kubernetes quantity already checked against the quantity pattern."""
-    number = re.match(r"^[0-9.]+", quantity)
-    assert number is not None
-    suffix = quantity[number.end() :]
-    return Decimal(number.group(0)) * _QUANTITY_SUFFIXES[suffix]
-
-
 def configured_keys(config: ConfigSource) -> set[str]:
     """The keys set for this stack in one config namespace, without the namespace.
 
-    ``pulumi.Config`` cannot list keys, so for it this reads the runtime's
-    config map, which holds exactly what the engine (or the test mocks) passed in.
+    ``pulumi.Config`` cannot list keys. In the program they are those of
+    ``PULUMI_CONFIG``, the whole stack config as the language host passes it
+    (and as ``ops.offline`` passes it under the mocks), read with the SDK's
+    public ``pulumi.runtime.get_config_env()``. The Pulumi CLI does not refuse
+    a key that Pulumi.yaml does not declare, so this is what catches a misspelt one.
     """
     prefix = f"{config.name}:"
-    if isinstance(config, StackConfig):
-        every = set(config.values)
-    else:
-        every = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
+    every = set(config.values) if isinstance(config, StackConfig) else set(pulumi.runtime.get_config_env())
     return {key[len(prefix) :] for key in every if key.startswith(prefix)}
 
 
-def _is_zero(value: IntOrPercent) -> bool:
-    return value in (0, "0%")
+def _messages(error: ValidationError, raw: Mapping[str, str], namespace: str, project: str) -> list[str]:
+    """One message per problem, in key order, misspelt keys last; in this module's words, never pydantic's."""
+    rules = _rules(project)
+    # Each message with where it is listed: (index of its key, 0), or (index of the key it follows, 1).
+    listed: list[tuple[tuple[int, int], str]] = []
+    unknown: dict[str, str] = {}
+    reported: set[str] = set()
+    for problem in error.errors(include_url=False):
+        key = str(problem["loc"][0])
+        kind = problem["type"]
+        if kind == "extra_forbidden":
+            unknown[key] = raw[key]
+        elif kind == "missing":
+            message = f"{namespace}:{key} is not set: {rules[key]} (its default is in Pulumi.yaml)"
+            listed.append(((KNOWN_KEYS.index(key), 0), message))
+        elif kind == _PROBLEM:
+            context: dict[str, Any] = problem.get("ctx") or {}
+            after = context["listed_after"]
+            position = (KNOWN_KEYS.index(after), 1) if after else (KNOWN_KEYS.index(key), 0)
+            listed.append((position, f"{namespace}:{context['key']} = {context['value']}: {context['allowed']}"))
+        elif key not in reported:
+            # A type, grammar or range error: one message for the key, with the value as given.
+            reported.add(key)
+            listed.append(((KNOWN_KEYS.index(key), 0), f"{namespace}:{key} = {raw[key]!r}: {rules[key]}"))
+    # sorted() is stable: problems listed at the same place keep the order they were found in.
+    messages = [message for _, message in sorted(listed, key=lambda item: item[0])]
+    # A misspelt key would otherwise be ignored in silence and its default used.
+    known = f"unknown key; known keys are: {', '.join(KNOWN_KEYS)}"
+    messages += [f"{namespace}:{key} = {unknown[key]!r}: {known}" for key in sorted(unknown)]
+    return messages
 
 
 def load_settings(
@@ -364,85 +368,48 @@ def load_settings(
     stack: str,
     app_version: str,
 ) -> Settings:
-    """Read and validate every key; raise one ``pulumi.RunError`` listing all problems."""
-    read = _Reader(config)
+    """Read and validate every key; raise one ``pulumi.RunError`` listing all problems.
 
-    image_tag = read.matching("imageTag", _TAG_OR_MARKER, IMAGE_TAG_RULE)
-    if image_tag == APP_VERSION_TAG:
-        image_tag = app_version
-    if image_tag == "latest":
-        read.bad("imageTag", image_tag, LATEST_REFUSED)
-
-    image_repository = read.matching(
-        "imageRepository",
-        _REPOSITORY,
-        "must be a lowercase image name such as 'k8s-demo' or 'registry.example.com/team/k8s-demo', "
-        "without tag or digest",
-    )
-    replicas = read.integer("replicas")
-    max_surge = read.int_or_percent("maxSurge")
-    max_unavailable = read.int_or_percent("maxUnavailable")
-    if _is_zero(max_surge) and _is_zero(max_unavailable):
-        read.bad(
-            "maxSurge",
-            max_surge,
-            f"must not be zero while {config.name}:maxUnavailable = {max_unavailable!r} is zero too, "
-            "or a rollout could never start",
-        )
-    min_ready_seconds = read.integer("minReadySeconds")
-    pod_ready_timeout_seconds = read.integer("podReadyTimeoutSeconds", minimum=1)
-    node_port = read.node_port("nodePort")
-    node_address = read.matching("nodeAddress", _HOSTNAME_OR_IP, "must be a host name or IP address")
-    namespace_rule = (
-        "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit; "
-        f"or {DERIVED_NAMESPACE!r} for {project}-<stack>"
-    )
-    namespace = read.matching("namespace", _DNS_LABEL_OR_MARKER, namespace_rule)
-    if namespace == DERIVED_NAMESPACE:
-        namespace = default_namespace(project, stack)
-    if len(namespace) > 63:
-        read.bad("namespace", namespace, "must be at most 63 characters")
-    quantity = "must be a Kubernetes quantity such as '100m', '0.5', '64Mi' or '1Gi'"
-    resources = Resources(
-        cpu_request=read.matching("cpuRequest", _QUANTITY, quantity),
-        cpu_limit=read.matching("cpuLimit", _QUANTITY, quantity),
-        memory_request=read.matching("memoryRequest", _QUANTITY, quantity),
-        memory_limit=read.matching("memoryLimit", _QUANTITY, quantity),
-    )
-    # The API server would refuse a request above its limit; refuse it here, before anything changes.
-    for request_key, request, limit_key, limit in (
-        ("cpuRequest", resources.cpu_request, "cpuLimit", resources.cpu_limit),
-        ("memoryRequest", resources.memory_request, "memoryLimit", resources.memory_limit),
-    ):
-        if request and limit and quantity_value(request) > quantity_value(limit):
-            read.bad(request_key, request, f"must not exceed {config.name}:{limit_key} ({limit!r})")
-    rollback_on_failure = read.boolean("rollbackOnFailure")
-    # A misspelt key would otherwise be ignored in silence and its default used.
-    # (Pulumi.yaml declares every known key, and the CLI refuses values of the wrong type.)
-    for key in sorted(configured_keys(config) - set(KNOWN_KEYS)):
-        read.bad(key, config.get(key), f"unknown key; known keys are: {', '.join(KNOWN_KEYS)}")
-
-    if read.errors:
-        count = len(read.errors)
-        lines = "\n".join(f"  - {error}" for error in read.errors)
+    The one entry point for the program (``config`` a ``pulumi.Config``) and the
+    operator commands (a ``StackConfig`` of ``pulumi config --json``'s values).
+    """
+    raw = {
+        key: value
+        for key in sorted(configured_keys(config) | set(KNOWN_KEYS))
+        if (value := config.get(key)) is not None
+    }
+    context = {"namespace": config.name, "project": project, "stack": stack, "app_version": app_version}
+    try:
+        keys = ConfigKeys.model_validate(raw, context=context)
+    except ValidationError as error:
+        problems = _messages(error, raw, config.name, project)
+        count = len(problems)
+        lines = "\n".join(f"  - {problem}" for problem in problems)
         raise pulumi.RunError(
             f"invalid configuration for stack '{stack}' ({count} problem{'s' * (count != 1)}); "
             f"nothing was changed:\n{lines}"
-        )
+        ) from None
 
     return Settings(
         stack=stack,
         app_version=app_version,
-        image_repository=image_repository,
-        image_tag=image_tag,
-        replicas=replicas,
-        max_surge=max_surge,
-        max_unavailable=max_unavailable,
-        min_ready_seconds=min_ready_seconds,
-        pod_ready_timeout_seconds=pod_ready_timeout_seconds,
-        node_port=node_port,
-        node_address=node_address,
-        namespace=namespace,
-        resources=resources,
-        rollback_on_failure=rollback_on_failure,
+        image_repository=keys.image_repository,
+        image_tag=keys.image_tag,
+        rollout=RolloutPlan(
+            replicas=keys.replicas,
+            max_surge=keys.max_surge,
+            max_unavailable=keys.max_unavailable,
+            min_ready_seconds=keys.min_ready_seconds,
+            pod_ready_timeout_seconds=keys.pod_ready_timeout_seconds,
+        ),
+        node_port=None if keys.node_port == ASSIGNED_NODE_PORT else keys.node_port,
+        node_address=keys.node_address,
+        namespace=keys.namespace,
+        resources=Resources(
+            cpu_request=keys.cpu_request,
+            cpu_limit=keys.cpu_limit,
+            memory_request=keys.memory_request,
+            memory_limit=keys.memory_limit,
+        ),
+        rollback_on_failure=keys.rollback_on_failure,
     )

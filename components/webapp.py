@@ -9,7 +9,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import object_labels, selector_labels, workload_labels
-from components.settings import NODE_PORT_MAX, NODE_PORT_MIN, IntOrPercent, Resources
+from components.rollout import RolloutPlan
+from components.values import NODE_PORT_MAX, NODE_PORT_MIN, Resources
+from project import WEBAPP_TYPE
 
 #: Port the image listens on (app/nginx.conf): unprivileged, so not 80.
 CONTAINER_PORT = 8080
@@ -68,9 +70,9 @@ class WebAppArgs:
 
     ``image`` is the reference to run, usually the image component's output.
     ``local_image`` says it lives only in the cluster's local image store (no
-    registry), which exempts it from the pull-policy and digest scans. Times
-    are in seconds; ``max_surge`` and ``max_unavailable`` are a pod count or a
-    percentage string such as ``"25%"``; ``node_port`` None lets the cluster
+    registry), which exempts it from the pull-policy and digest scans.
+    ``rollout`` gives the replicas, the rolling-update bounds and the time
+    ``pulumi up`` waits for a rollout; ``node_port`` None lets the cluster
     assign one.
     """
 
@@ -79,24 +81,12 @@ class WebAppArgs:
     local_image: bool
     version: str
     change_cause: str
-    replicas: int
-    max_surge: IntOrPercent
-    max_unavailable: IntOrPercent
-    min_ready_seconds: int
-    progress_deadline_seconds: int
-    rollout_timeout_seconds: int
+    rollout: RolloutPlan
     node_port: int | None
     resources: Resources
 
     def __post_init__(self) -> None:
-        # Invariants Kubernetes would otherwise reject mid-update; checked at construction.
-        if self.replicas < 0:
-            raise ValueError(f"replicas must be >= 0, got {self.replicas}")
-        if self.progress_deadline_seconds <= self.min_ready_seconds:
-            raise ValueError(
-                f"progress_deadline_seconds ({self.progress_deadline_seconds}) must exceed "
-                f"min_ready_seconds ({self.min_ready_seconds})"
-            )
+        # Kubernetes would reject it mid-update; checked at construction (the plan checks its own).
         if self.node_port is not None and not NODE_PORT_MIN <= self.node_port <= NODE_PORT_MAX:
             raise ValueError(f"node_port must be in {NODE_PORT_MIN}-{NODE_PORT_MAX}, got {self.node_port}")
 
@@ -111,7 +101,7 @@ class WebApp(pulumi.ComponentResource):
     node_port: pulumi.Output[int | None]
 
     def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("k8s-demo:index:WebApp", name, None, opts)
+        super().__init__(WEBAPP_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         instance = args.namespace
         labels = object_labels(instance)
@@ -139,8 +129,8 @@ class WebApp(pulumi.ComponentResource):
             in_namespace,
             pulumi.ResourceOptions(
                 custom_timeouts=pulumi.CustomTimeouts(
-                    create=f"{args.rollout_timeout_seconds}s",
-                    update=f"{args.rollout_timeout_seconds}s",
+                    create=f"{args.rollout.most_wait_seconds}s",
+                    update=f"{args.rollout.most_wait_seconds}s",
                 ),
             ),
         )
@@ -153,22 +143,22 @@ class WebApp(pulumi.ComponentResource):
                 labels=versioned,
                 annotations={
                     CHANGE_CAUSE: args.change_cause,
-                    WAIT_FOR: json.dumps(rollout_complete_conditions(args.replicas)),
+                    WAIT_FOR: json.dumps(rollout_complete_conditions(args.rollout.replicas)),
                     **FORCE_OWNERSHIP,
                     **(LOCAL_IMAGE_CHECKOV_SKIPS if args.local_image else {}),
                 },
             ),
             spec=k8s.apps.v1.DeploymentSpecArgs(
-                replicas=args.replicas,
+                replicas=args.rollout.replicas,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-                min_ready_seconds=args.min_ready_seconds,
-                progress_deadline_seconds=args.progress_deadline_seconds,
+                min_ready_seconds=args.rollout.min_ready_seconds,
+                progress_deadline_seconds=args.rollout.progress_deadline_seconds,
                 revision_history_limit=REVISION_HISTORY_LIMIT,
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(
                     type="RollingUpdate",
                     rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
-                        max_surge=args.max_surge,
-                        max_unavailable=args.max_unavailable,
+                        max_surge=args.rollout.max_surge,
+                        max_unavailable=args.rollout.max_unavailable,
                     ),
                 ),
                 template=_pod_template(args, versioned),
@@ -177,7 +167,7 @@ class WebApp(pulumi.ComponentResource):
         )
 
         service_annotations = dict(FORCE_OWNERSHIP)
-        if args.replicas == 0:
+        if args.rollout.replicas == 0:
             # With no pods the Service can never get endpoints; do not wait for them.
             service_annotations["pulumi.com/skipAwait"] = "true"
         service = k8s.core.v1.Service(

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.settings import registry_host
+from components.values import registry_host
 
 #: (repository, tag) -> None when the tag exists, else what is wrong. Injected in tests.
 ImageCheck = Callable[[str, str], str | None]

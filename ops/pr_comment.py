@@ -429,11 +429,11 @@ def rollout_section(settings: Settings, deployment: Step | None) -> list[str]:
     """The rollout plan, every figure from the stack's settings."""
     old = _replicas(deployment.outputs("old") or deployment.inputs("old")) if deployment else None
     if old is None:
-        replicas = f"{settings.replicas} (new)"
-    elif old != settings.replicas:
-        replicas = f"{old} -> {settings.replicas}"
+        replicas = f"{settings.rollout.replicas} (new)"
+    elif old != settings.rollout.replicas:
+        replicas = f"{old} -> {settings.rollout.replicas}"
     else:
-        replicas = f"{settings.replicas} (unchanged)"
+        replicas = f"{settings.rollout.replicas} (unchanged)"
     heading = ["### Rollout plan", ""]
     if not rollout_happens(deployment):
         heading += ["No rollout in this change (the pod template stays); the figures hold for the next one.", ""]
@@ -442,13 +442,14 @@ def rollout_section(settings: Settings, deployment: Step | None) -> list[str]:
         "| | |",
         "|---|---|",
         f"| replicas | {replicas} |",
-        f"| maxSurge | {settings.max_surge_pods} pod(s) above replicas (`{settings.max_surge}`) |",
-        f"| maxUnavailable | {settings.max_unavailable_pods} pod(s) below replicas (`{settings.max_unavailable}`) |",
-        f"| batches | {settings.rollout_steps} |",
-        f"| least time | {settings.min_rollout_seconds} s ({settings.rollout_steps} x minReadySeconds "
-        f"{settings.min_ready_seconds} s) |",
-        f"| most time `up` waits | {settings.rollout_timeout_seconds} s |",
-        f"| least pods serving | {settings.min_serving_pods} of {settings.replicas} |",
+        f"| maxSurge | {settings.rollout.surge_pods} pod(s) above replicas (`{settings.rollout.max_surge}`) |",
+        f"| maxUnavailable | {settings.rollout.unavailable_pods} pod(s) below replicas "
+        f"(`{settings.rollout.max_unavailable}`) |",
+        f"| batches | {settings.rollout.batches} |",
+        f"| least time | {settings.rollout.least_seconds} s ({settings.rollout.batches} x minReadySeconds "
+        f"{settings.rollout.min_ready_seconds} s) |",
+        f"| most time `up` waits | {settings.rollout.most_wait_seconds} s |",
+        f"| least pods serving | {settings.rollout.least_serving} of {settings.rollout.replicas} |",
     ]
 
 

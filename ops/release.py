@@ -35,7 +35,8 @@ from typing import Protocol
 import pulumi
 from pulumi import automation as auto
 
-from components.settings import APP_VERSION_TAG, Settings, StackConfig, load_settings, registry_host
+from components.settings import APP_VERSION_TAG, Settings, StackConfig, load_settings
+from components.values import registry_host
 from ops.image_check import ImageCheck, check_image
 from ops.releases import (
     IMAGE_TAG_KEY,

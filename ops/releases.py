@@ -29,7 +29,8 @@ from datetime import datetime
 
 from pulumi import automation as auto
 
-from components.settings import APP_VERSION_TAG, image_tag_problem
+from components.settings import APP_VERSION_TAG
+from components.values import image_tag_problem
 from project import config_key
 
 #: The history kind of a ``pulumi up``; the only kind that is a release.
@@ -260,7 +261,7 @@ def rollback_target(value: str, numbered: Sequence[Release], running: Release | 
     """The tag ``make rollback TO=<value>`` deploys; raises ``Refusal`` when there is none to deploy.
 
     A value of digits only is a release number; anything else must be a tag
-    by the settings' rule (``components.settings.TAG_RULE``).
+    by the settings' rule (``components.values.TAG_RULE``).
     """
     value = value.strip()
     known = f"releases are 1 to {len(numbered)}" if numbered else "the stack has no release yet"

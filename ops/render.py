@@ -1,6 +1,6 @@
 """Render the Kubernetes manifests a stack would apply, one YAML file per object.
 
-Runs the program under the one mock engine (``tools.mock_engine``) and writes
+Runs the program under the one mock engine (``ops.offline``) and writes
 the inputs of every ``kubernetes:*`` resource to
 ``<out>/<stack>/NN-<kind>-<name>.yaml``, numbered in apply order. Schema validation, checkov and the
 policy tests read these files, so no check needs a cluster.
@@ -19,8 +19,8 @@ from typing import Any
 import pulumi
 import yaml
 
+from ops.offline import MockResource, run_program
 from project import ROOT, stack_file_config
-from tools.mock_engine import MockResource, run_program
 
 #: Where ``make render`` writes, one directory per stack.
 DEFAULT_OUT = ROOT / "build" / "manifests"

@@ -1,16 +1,14 @@
 """k8s-demo policy pack: wires the plain rules of ``policy.rules`` into pulumi-policy.
 
-Pulumi runs this file with only ``policy/`` on ``sys.path``; the project root is
-added so the rules are imported as ``policy.rules``, the same name the tests and
-mypy use.
+Pulumi runs this file with only ``policy/`` on ``sys.path``. The rules are still
+imported as ``policy.rules``, the name the tests and mypy use: ``make venv``
+installs the project (editable) into ``.venv``, where PulumiPolicy.yaml runs the pack.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -24,9 +22,6 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-
-# Before the next import: the engine starts the pack with only policy/ on sys.path.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from policy import rules
 

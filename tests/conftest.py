@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import pulumi
 import pytest
 from pulumi.runtime.settings import set_root_resource
 
-from components.settings import Resources
+from components.values import Resources
+from ops.offline import ClusterMocks, ProgramRun, run_program, stack_config
 from project import NAME, config_key, project_defaults, stack_file_config
 from tests.e2e.sandbox import Cluster, Project, running_cluster, tools_built, tools_dir
-from tools.mock_engine import ClusterMocks, ProgramRun, run_program
 
 #: The committed stacks plus a review stack that has no stack file.
 STACKS = ("dev", "prod", "pr-42")
@@ -52,14 +53,18 @@ def run_dev_with() -> Callable[..., ProgramRun]:
 
 @pytest.fixture
 def config() -> Iterator[Callable[..., pulumi.Config]]:
-    """Install the project defaults overlaid with ``keys`` (short names); return a ``pulumi.Config`` over it."""
+    """Hand the program the project defaults overlaid with ``keys`` (short names); return a ``pulumi.Config``.
 
-    def make(**keys: str) -> pulumi.Config:
-        pulumi.runtime.set_all_config({**project_defaults(), **{config_key(k): v for k, v in keys.items()}})
-        return pulumi.Config(NAME)
+    The config goes where the language host puts it (``ops.offline.stack_config``) until the test ends.
+    """
+    with ExitStack() as installed:
 
-    yield make
-    pulumi.runtime.set_all_config({})
+        def make(**keys: str) -> pulumi.Config:
+            values = {**project_defaults(), **{config_key(k): v for k, v in keys.items()}}
+            installed.enter_context(stack_config(values))
+            return pulumi.Config(NAME)
+
+        yield make
 
 
 @pytest.fixture

@@ -5,17 +5,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import pulumi
 import pytest
 from pulumi.runtime.settings import SETTINGS
 
 from components.image import AppImage, AppImageArgs
-from components.settings import Resources
+from components.rollout import RolloutPlan
+from components.values import Resources
 from components.webapp import DEPLOYMENT_NAME, SERVICE_NAME, WebApp, WebAppArgs
+from ops.offline import MOCKED_NODE_PORT, ClusterMocks
 from project import IMAGE_TYPE
-from tools.mock_engine import ASSIGNED_NODE_PORT, ClusterMocks
 
 
 @pytest.fixture
@@ -26,12 +26,9 @@ def webapp_args(resources: Resources) -> WebAppArgs:
         local_image=True,
         version="0.1",
         change_cause="unit",
-        replicas=2,
-        max_surge=1,
-        max_unavailable=0,
-        min_ready_seconds=3,
-        progress_deadline_seconds=66,
-        rollout_timeout_seconds=200,
+        rollout=RolloutPlan(
+            replicas=2, max_surge=1, max_unavailable=0, min_ready_seconds=3, pod_ready_timeout_seconds=30
+        ),
         node_port=None,
         resources=resources,
     )
@@ -42,7 +39,7 @@ def test_webapp_outputs(mocks: ClusterMocks, webapp_args: WebAppArgs) -> pulumi.
     app = WebApp("unit", webapp_args)
 
     def check(values: list[object]) -> None:
-        assert values == ["unit-ns", DEPLOYMENT_NAME, SERVICE_NAME, "k8s-demo:0.1", ASSIGNED_NODE_PORT]
+        assert values == ["unit-ns", DEPLOYMENT_NAME, SERVICE_NAME, "k8s-demo:0.1", MOCKED_NODE_PORT]
 
     return pulumi.Output.all(app.namespace, app.deployment_name, app.service_name, app.image, app.node_port).apply(
         check
@@ -78,18 +75,10 @@ def test_webapp_children_are_parented(mocks: ClusterMocks, webapp_args: WebAppAr
     }
 
 
-@pytest.mark.parametrize(
-    ("field", "value", "message"),
-    [
-        ("replicas", -1, "replicas must be >= 0"),
-        ("progress_deadline_seconds", 3, "must exceed min_ready_seconds"),
-        ("node_port", 80, "node_port must be in 30000-32767"),
-    ],
-)
-def test_webapp_args_invariants(webapp_args: WebAppArgs, field: str, value: int, message: str) -> None:
-    changes: dict[str, Any] = {field: value}
-    with pytest.raises(ValueError, match=message):
-        replace(webapp_args, **changes)
+def test_webapp_args_refuse_a_node_port_outside_the_range(webapp_args: WebAppArgs) -> None:
+    # The rollout's invariants are the plan's own (tests/test_rollout.py).
+    with pytest.raises(ValueError, match=r"^node_port must be in 30000-32767, got 80$"):
+        replace(webapp_args, node_port=80)
 
 
 @pulumi.runtime.test

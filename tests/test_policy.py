@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -17,10 +21,10 @@ from pulumi_policy import (
 )
 
 import policy.__main__ as pack
+from ops.offline import MockResource, ProgramRun
 from policy import rules
 from policy.rules import StackResource
-from project import DEPLOYMENT_TYPE, SERVICE_TYPE
-from tools.mock_engine import MockResource, ProgramRun
+from project import DEPLOYMENT_TYPE, ROOT, SERVICE_TYPE
 
 JOB_TYPE = "kubernetes:batch/v1:Job"
 PROBE = {"httpGet": {"path": "/healthz", "port": "http"}}
@@ -340,3 +344,53 @@ def test_pack_reports_a_broken_service_selector(dev: ProgramRun) -> None:
     deployment.outputs["spec"]["template"]["metadata"]["labels"] = {"app": "k8s"}
     reported = run_pack("dev", resources)
     assert [line.split(":")[0] for line in reported] == ["service-selects-pods"]
+
+
+# How Pulumi starts the pack: `python -m pulumi.policy <engine> <pack dir>` from the pack's directory, which
+# runs policy/__main__.py with only policy/ on sys.path. The project comes from the editable install.
+PACK_PROBE = """
+import json, runpy, sys
+from pathlib import Path
+
+pack = runpy.run_path(".", run_name="pack_probe")  # not "__main__": the analyzer's server is not started
+from project import ROOT
+
+print(json.dumps({
+    "rules": sys.modules["policy.rules"].__file__,
+    "project": sys.modules["project"].__file__,
+    "policies": [policy.name for policy in pack["POLICIES"]],
+    "root_on_path": any(Path(entry or ".").resolve() == ROOT for entry in sys.path),
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def pack_started_as_pulumi_does() -> dict[str, Any]:
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    started = subprocess.run(
+        [sys.executable, "-c", PACK_PROBE],
+        cwd=ROOT / "policy",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    probe: dict[str, Any] = json.loads(started.stdout)
+    return probe
+
+
+def test_pack_imports_its_rules_from_the_project(pack_started_as_pulumi_does: dict[str, Any]) -> None:
+    assert pack_started_as_pulumi_does["rules"] == str(ROOT / "policy" / "rules.py")
+
+
+def test_pack_imports_the_project_module(pack_started_as_pulumi_does: dict[str, Any]) -> None:
+    assert pack_started_as_pulumi_does["project"] == str(ROOT / "project.py")
+
+
+def test_pack_needs_no_project_root_on_sys_path(pack_started_as_pulumi_does: dict[str, Any]) -> None:
+    assert pack_started_as_pulumi_does["root_on_path"] is False
+
+
+def test_pack_registers_every_policy(pack_started_as_pulumi_does: dict[str, Any]) -> None:
+    assert pack_started_as_pulumi_does["policies"] == [policy.name for policy in pack.POLICIES]

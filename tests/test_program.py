@@ -13,6 +13,7 @@ import yaml
 
 from components.labels import INSTANCE, NAME
 from components.webapp import CONTAINER_PORT, HEALTH_PATH, PORT_NAME, RUN_AS_ID
+from ops.offline import MOCKED_NODE_PORT, ClusterMocks, ProgramRun, run_program
 from project import (
     DEPLOYMENT_TYPE,
     IMAGE_TYPE,
@@ -22,7 +23,6 @@ from project import (
     SERVICE_TYPE,
     stack_file_config,
 )
-from tools.mock_engine import ASSIGNED_NODE_PORT, ClusterMocks, ProgramRun, run_program
 
 STACKS = ("dev", "prod", "pr-42")
 APP_VERSION = (ROOT / "app" / "VERSION").read_text().strip()
@@ -116,8 +116,8 @@ def test_service_is_node_port_to_the_named_container_port(dev: ProgramRun) -> No
 
 
 def test_node_port_is_assigned_by_the_cluster_when_unset(dev: ProgramRun) -> None:
-    assert dev.outputs["nodePort"] == ASSIGNED_NODE_PORT
-    assert dev.outputs["url"] == f"http://127.0.0.1:{ASSIGNED_NODE_PORT}/"
+    assert dev.outputs["nodePort"] == MOCKED_NODE_PORT
+    assert dev.outputs["url"] == f"http://127.0.0.1:{MOCKED_NODE_PORT}/"
 
 
 def test_node_port_is_fixed_by_config(prod: ProgramRun) -> None:
@@ -132,7 +132,7 @@ def test_preview_before_the_port_is_assigned_has_no_url() -> None:
 
 def test_node_address_sets_the_url_host(run_dev_with: Callable[..., ProgramRun]) -> None:
     run = run_dev_with(nodeAddress="192.168.49.2")
-    assert run.outputs["url"] == f"http://192.168.49.2:{ASSIGNED_NODE_PORT}/"
+    assert run.outputs["url"] == f"http://192.168.49.2:{MOCKED_NODE_PORT}/"
 
 
 # Stack isolation: every stack in its own namespace.
@@ -364,8 +364,8 @@ def test_dev_outputs(dev: ProgramRun) -> None:
         "serviceName": "k8s-demo-svc",
         "image": f"k8s-demo:{APP_VERSION}",
         "imageBuilt": True,
-        "nodePort": ASSIGNED_NODE_PORT,
-        "url": f"http://127.0.0.1:{ASSIGNED_NODE_PORT}/",
+        "nodePort": MOCKED_NODE_PORT,
+        "url": f"http://127.0.0.1:{MOCKED_NODE_PORT}/",
     }
 
 

@@ -8,7 +8,8 @@ import pulumi
 import pytest
 from pulumi import automation as auto
 
-from components.settings import TAG_RULE, load_settings
+from components.settings import load_settings
+from components.values import TAG_RULE
 from ops.releases import (
     AppVersionAt,
     PushRefusal,

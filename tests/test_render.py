@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
+from ops.offline import MockResource, ProgramRun
 from ops.render import file_name, kubernetes_objects, main, manifest, plain, render_stack
 from project import DEPLOYMENT_TYPE, NAMESPACE_TYPE
-from tools.mock_engine import MockResource, ProgramRun
 
 #: The stacks the checks render: both committed stacks and a review stack without a stack file.
 STACKS = ("dev", "prod", "pr-42")

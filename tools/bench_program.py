@@ -14,12 +14,12 @@ from collections.abc import Callable
 
 import pulumi
 
-from project import config_key, stack_file_config
-from tools.mock_engine import ClusterMocks, run_program
+from ops.offline import ClusterMocks, run_program
+from project import NAME, config_key, stack_file_config
 
 
 def _empty_program() -> None:
-    pulumi.runtime.set_mocks(ClusterMocks(), project="k8s-demo", stack="bench", preview=False)
+    pulumi.runtime.set_mocks(ClusterMocks(), project=NAME, stack="bench", preview=False)
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def program() -> pulumi.Output[None]:

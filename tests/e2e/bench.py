@@ -42,6 +42,7 @@ from pulumi import automation as auto
 
 from components.settings import StackConfig, load_settings
 from components.webapp import DEPLOYMENT_NAME
+from ops.offline import run_program
 from ops.render import kubernetes_objects
 from project import NAME, config_key, stack_file_config
 from tests.e2e import node_usage
@@ -62,7 +63,6 @@ from tests.e2e.sandbox import (
 )
 from tests.e2e.test_e2e import SHORT_POD_READY, live_pods
 from tests.e2e.traffic import Request, Traffic, failures, percentile
-from tools.mock_engine import run_program
 
 KUBECTL_NAMESPACE = "k8s-demo-kubectl"
 #: The bench copy's app version: no tag it deploys equals it, so Pulumi builds nothing, as kubectl doesn't.
@@ -106,7 +106,7 @@ def failing_rollout_timeout() -> int:
     """Pulumi's await timeout for the dev stack with the short pod-ready budget, from the settings themselves."""
     config = {**stack_file_config("dev"), config_key("podReadyTimeoutSeconds"): str(SHORT_POD_READY)}
     settings = load_settings(StackConfig(NAME, config), project=NAME, stack="dev", app_version=BENCH_APP_VERSION)
-    return settings.rollout_timeout_seconds
+    return settings.rollout.most_wait_seconds
 
 
 def auto_rollback(project: Project, stack: auto.Stack) -> float:

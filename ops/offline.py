@@ -1,16 +1,22 @@
 # mypy: disallow-untyped-decorators=False
 # (pulumi.runtime.test is untyped; it is used here exactly as Pulumi documents it.)
-"""Runs the whole program (``__main__.py``) under Pulumi's mocks, without an engine or cluster.
+"""The offline renderer: runs the whole program (``__main__.py``) under Pulumi's mocks, with no engine or cluster.
 
-The unit tests and ``make render`` share this one mock engine. Mocked
-resources echo their inputs as outputs, plus what a cluster or Docker would
-fill in: an assigned node port, a pushed image's digest.
+``make render`` (``ops.render``), the unit tests and the benchmarks share this
+one mock engine. Mocked resources echo their inputs as outputs, plus what a
+cluster or Docker would fill in: an assigned node port, a pushed image's
+digest. The program gets its stack config as the language host gives it under
+``pulumi up``: the whole map, as JSON, in ``PULUMI_CONFIG``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import runpy
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +28,30 @@ from project import IMAGE_TYPE, NAME, ROOT, SERVICE_TYPE
 MAIN = ROOT / "__main__.py"
 
 #: What the mocked cluster assigns when no node port is configured (the tutorial's 80:31404).
-ASSIGNED_NODE_PORT = 31404
+MOCKED_NODE_PORT = 31404
+#: Where the language host puts a program's stack config (JSON of full keys to strings),
+#: and where the SDK's ``pulumi.Config`` and ``pulumi.runtime.get_config_env()`` read it.
+CONFIG_ENV = "PULUMI_CONFIG"
+
+
+@contextmanager
+def stack_config(config: Mapping[str, str]) -> Iterator[None]:
+    """Hand ``config`` (full keys) to programs run inside, as the language host does; put things back after.
+
+    The program then reads config the one way it does under ``pulumi up``, and
+    lists its keys (to refuse a misspelt one) as it does there.
+    """
+    saved = os.environ.get(CONFIG_ENV)
+    os.environ[CONFIG_ENV] = json.dumps(dict(config))
+    # Values set in-process would shadow the environment's for pulumi.Config: none are.
+    pulumi.runtime.set_all_config({})
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(CONFIG_ENV, None)
+        else:
+            os.environ[CONFIG_ENV] = saved
 
 
 @dataclass(frozen=True)
@@ -59,7 +88,7 @@ class ClusterMocks(pulumi.runtime.Mocks):
 
 
 def _with_assigned_node_ports(spec: dict[str, Any]) -> dict[str, Any]:
-    ports = [{**port, "nodePort": port.get("nodePort", ASSIGNED_NODE_PORT)} for port in spec.get("ports", [])]
+    ports = [{**port, "nodePort": port.get("nodePort", MOCKED_NODE_PORT)} for port in spec.get("ports", [])]
     return {**spec, "ports": ports}
 
 
@@ -99,7 +128,6 @@ def run_program(
     Raises whatever the program raises, e.g. the ``pulumi.RunError`` of bad config;
     pass ``mocks`` to see what was registered before that.
     """
-    pulumi.runtime.set_all_config(dict(config))
     # Each run gets a fresh root stack, so exports never leak between runs.
     set_root_resource(None)  # type: ignore[arg-type]
     mocks = mocks if mocks is not None else ClusterMocks()
@@ -113,5 +141,6 @@ def run_program(
         outputs: dict[str, Any] = getattr(root, "outputs", {})
         return pulumi.Output.all(**outputs).apply(exported.update)
 
-    program()
+    with stack_config(config):
+        program()
     return ProgramRun(resources=list(mocks.resources), outputs=exported)
