@@ -88,12 +88,19 @@ class Diagnostic:
 
     ``urn`` is the resource it is about (empty for the stack as a whole);
     ``ephemeral`` messages are progress lines, replaced by the next one.
+    ``prefix`` is what the CLI prints before the message (``error: ``).
     """
 
     severity: str
     message: str
     urn: str = ""
     ephemeral: bool = False
+    prefix: str = ""
+
+    @property
+    def text(self) -> str:
+        """The diagnostic as the CLI prints it: its prefix, then its message."""
+        return f"{self.prefix}{self.message}"
 
 
 @dataclass(frozen=True)
@@ -229,6 +236,7 @@ def report_from_events(events: Iterable[auto.EngineEvent], *, command_failed: bo
                     message=_plain(diagnostic.message),
                     urn=diagnostic.urn or "",
                     ephemeral=bool(diagnostic.ephemeral),
+                    prefix=_plain(diagnostic.prefix or ""),
                 )
             )
         elif event.policy_event is not None:
