@@ -81,21 +81,20 @@ preview: stack ## Show what `make up` would change
 destroy: stack ## Remove everything STACK created, namespace included
 	pulumi destroy --stack $(STACK) $(ARGS)
 
-# Pull-request comment of STACK's preview (see ops/pr_comment.py). OUT: the Markdown file.
-# PREVIEW_JSON=file (and EVENT_LOG=file, its --event-log) renders a saved preview instead of running one.
+# Pull-request comment of STACK's preview (see ops/preview/). OUT: the Markdown file.
+# EVENTS=file renders recorded engine events (one JSON event per line) instead of running a preview.
 OUT ?= build/pr-comment/$(STACK).md
-PREVIEW_JSON ?=
-EVENT_LOG ?=
+EVENTS ?=
 POLICY_PACK ?= policy
 pr-comment: venv ## Write STACK's PR comment to OUT: preview (--refresh) summary, rollout plan, drift, policy, diff
-	$(BIN)/python -m ops.pr_comment --stack $(STACK) --out $(OUT) \
-	    $(if $(PREVIEW_JSON),--preview-json $(PREVIEW_JSON) $(if $(EVENT_LOG),--event-log $(EVENT_LOG)),--policy-pack $(POLICY_PACK))
+	$(BIN)/python -m ops.preview --stack $(STACK) --out $(OUT) \
+	    $(if $(EVENTS),--events $(EVENTS),--policy-pack $(POLICY_PACK))
 
 # What the preview job of .github/workflows/preview.yml runs after its set-up: log in,
 # select the stack, preview it with the policy pack and write the comment. Locally it
 # uses the cluster your kubeconfig (KUBECONFIG, or kubernetes:kubeconfig) points at.
 pr-preview: stack ## The preview job's steps against your cluster: writes STACK's PR comment to OUT
-	$(BIN)/python -m ops.pr_comment --stack $(STACK) --out $(OUT) --policy-pack $(POLICY_PACK)
+	$(BIN)/python -m ops.preview --stack $(STACK) --out $(OUT) --policy-pack $(POLICY_PACK)
 
 lint: venv ## ruff lint and format check
 	$(BIN)/ruff check .
