@@ -12,7 +12,7 @@ CHECKS_VENV ?= .venv-checks
 CHECKS_BIN := $(CHECKS_VENV)/bin
 STACK ?= dev
 # Extra flags, e.g. ARGS=--yes: pulumi preview/destroy take its flags; up takes --yes, --refresh,
-# --message (python -m ops.release up --help); rollback takes --no-image-check.
+# --message (python -m ops.releases up --help); rollback takes --no-image-check.
 ARGS ?=
 # make rollback TO=<release number or tag>; make history JSON=1 prints JSON.
 TO ?=
@@ -63,17 +63,17 @@ login: venv
 stack: login ## Log in to the state backend, then select STACK (create it if new)
 	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
 
-# ops.release up: pulumi up, and on a failed rollout (rollbackOnFailure) one rollback to the last good tag.
+# ops.releases up: pulumi up, and on a failed rollout (rollbackOnFailure) one rollback to the last good tag.
 up: stack ## Deploy STACK (default dev): build if needed, wait for the rollout, roll back if it fails
-	$(BIN)/python -m ops.release up --stack $(STACK) $(ARGS)
+	$(BIN)/python -m ops.releases up --stack $(STACK) $(ARGS)
 
 # history and rollback never create a stack: a misspelt STACK is refused, not initialised.
 history: login ## STACK's releases, newest first (JSON=1 for JSON)
-	$(BIN)/python -m ops.release history --stack $(STACK) $(if $(JSON),--json) $(ARGS)
+	$(BIN)/python -m ops.releases history --stack $(STACK) $(if $(JSON),--json) $(ARGS)
 
 rollback: login ## Deploy the tag of release TO=<number>, or TO=<tag>; waits for the rollout
 	@test -n "$(TO)" || { echo "make rollback needs TO=<release number or tag> (see make history)" >&2; exit 2; }
-	$(BIN)/python -m ops.release rollback --stack $(STACK) --to '$(TO)' $(ARGS)
+	$(BIN)/python -m ops.releases rollback --stack $(STACK) --to '$(TO)' $(ARGS)
 
 preview: stack ## Show what `make up` would change
 	pulumi preview --stack $(STACK) --diff $(ARGS)
@@ -81,21 +81,20 @@ preview: stack ## Show what `make up` would change
 destroy: stack ## Remove everything STACK created, namespace included
 	pulumi destroy --stack $(STACK) $(ARGS)
 
-# Pull-request comment of STACK's preview (see ops/pr_comment.py). OUT: the Markdown file.
-# PREVIEW_JSON=file (and EVENT_LOG=file, its --event-log) renders a saved preview instead of running one.
+# Pull-request comment of STACK's preview (see ops/preview/). OUT: the Markdown file.
+# EVENTS=file renders recorded engine events (one JSON event per line) instead of running a preview.
 OUT ?= build/pr-comment/$(STACK).md
-PREVIEW_JSON ?=
-EVENT_LOG ?=
+EVENTS ?=
 POLICY_PACK ?= policy
 pr-comment: venv ## Write STACK's PR comment to OUT: preview (--refresh) summary, rollout plan, drift, policy, diff
-	$(BIN)/python -m ops.pr_comment --stack $(STACK) --out $(OUT) \
-	    $(if $(PREVIEW_JSON),--preview-json $(PREVIEW_JSON) $(if $(EVENT_LOG),--event-log $(EVENT_LOG)),--policy-pack $(POLICY_PACK))
+	$(BIN)/python -m ops.preview --stack $(STACK) --out $(OUT) \
+	    $(if $(EVENTS),--events $(EVENTS),--policy-pack $(POLICY_PACK))
 
 # What the preview job of .github/workflows/preview.yml runs after its set-up: log in,
 # select the stack, preview it with the policy pack and write the comment. Locally it
 # uses the cluster your kubeconfig (KUBECONFIG, or kubernetes:kubeconfig) points at.
 pr-preview: stack ## The preview job's steps against your cluster: writes STACK's PR comment to OUT
-	$(BIN)/python -m ops.pr_comment --stack $(STACK) --out $(OUT) --policy-pack $(POLICY_PACK)
+	$(BIN)/python -m ops.preview --stack $(STACK) --out $(OUT) --policy-pack $(POLICY_PACK)
 
 lint: venv ## ruff lint and format check
 	$(BIN)/ruff check .

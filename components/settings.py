@@ -265,7 +265,7 @@ class Settings:
     ``namespace`` is the namespace to create, its marker resolved;
     ``node_port`` None lets the cluster assign one. ``rollout`` holds the
     replicas and the rolling update. ``rollback_on_failure`` is read only by
-    ``ops.release up`` (``make up``): the program itself deploys the same
+    ``ops.releases up`` (``make up``): the program itself deploys the same
     objects either way.
     """
 

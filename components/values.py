@@ -58,7 +58,7 @@ _QUANTITY_SUFFIXES = {
     "Ti": Decimal(1024**4),
 }
 
-#: What a tag to deploy may be; shared with the operator commands that take one (``ops.release rollback``).
+#: What a tag to deploy may be; shared with the operator commands that take one (``ops.releases rollback``).
 TAG_RULE = (
     "must be a Docker tag (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-'), "
     "not empty and not 'latest'"

@@ -1,4 +1,4 @@
-"""Test doubles for ``ops.release``: recorded CLI history through the Automation API, and a fake stack."""
+"""Test doubles for ``ops.releases``: recorded CLI history through the Automation API, and fake stacks."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from pulumi import automation as auto
 
-from ops.release import UpOutcome
-from ops.releases import IMAGE_TAG_KEY
+from ops.releases.command import UpOutcome
+from ops.releases.model import IMAGE_TAG_KEY
 from project import stack_file_config
 
 #: ``pulumi stack history --json`` output captured from the sandbox (see tests/data/README.md).
@@ -124,23 +124,37 @@ class FakeStack:
 
 
 class EventStack:
-    """An Automation API stack for ``PulumiStack.up``: its ``up`` replays engine events, then fails as the CLI does."""
+    """An Automation API stack for ``PulumiStack.up``: its ``up`` replays engine events, then fails as the CLI does.
+
+    ``resources`` is its state afterwards, as ``pulumi stack export`` gives it.
+    """
 
     name = "dev"
 
-    def __init__(self, events: Sequence[auto.EngineEvent]) -> None:
+    def __init__(self, events: Sequence[auto.EngineEvent], resources: Sequence[Mapping[str, Any]] = ()) -> None:
         self.events = events
+        self.resources = resources
 
     def up(self, **options: Any) -> auto.UpResult:  # noqa: ANN401  # the Automation API's many keyword options
         for event in self.events:
             options["on_event"](event)
         raise auto.CommandError(auto.CommandResult(stdout="", stderr="", code=1))
 
+    def export_stack(self) -> auto.Deployment:
+        return auto.Deployment(version=3, deployment={"resources": list(self.resources)})
+
 
 def step_event(op: auto.OpType, type_token: str, urn: str) -> auto.EngineEvent:
     """The engine event that starts a step (``op``) on the resource ``urn`` of type ``type_token``."""
     metadata = auto.StepEventMetadata(op=op, urn=urn, type=type_token, provider="")
     return auto.EngineEvent(sequence=0, timestamp=0, resource_pre_event=auto.ResourcePreEvent(metadata=metadata))
+
+
+def step_failed_event(op: auto.OpType, type_token: str, urn: str) -> auto.EngineEvent:
+    """The engine event that reports the step (``op``) on the resource ``urn`` as failed."""
+    metadata = auto.StepEventMetadata(op=op, urn=urn, type=type_token, provider="")
+    failed = auto.ResOpFailedEvent(metadata=metadata, status=0, steps=0)
+    return auto.EngineEvent(sequence=0, timestamp=0, res_op_failed_event=failed)
 
 
 def diagnostic_event(urn: str, message: str, *, severity: str = "info", ephemeral: bool = False) -> auto.EngineEvent:

@@ -10,7 +10,7 @@ from project import ROOT
 def imported_packages(package: str) -> set[str]:
     """The top-level names every module of ``package`` imports (absolute imports only)."""
     names: set[str] = set()
-    for path in sorted((ROOT / package).glob("*.py")):
+    for path in sorted((ROOT / package).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)

@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from ops.release import HISTORY_PAGE_SIZE, PulumiStack
-from ops.releases import (
+from ops.engine import HISTORY_PAGE_SIZE
+from ops.releases.command import PulumiStack
+from ops.releases.model import (
     Refusal,
     Release,
     auto_rollback_target,
     releases,
     rollback_target,
-    rollout_reason,
     running_release,
     table,
 )
-from tests.releases_fakes import DATA, no_git, recorded, recorded_stack
+from tests.releases_fakes import no_git, recorded, recorded_stack
 
 
 def dev_releases(tmp_path: Path) -> list[Release]:
@@ -105,10 +105,3 @@ def test_recorded_auto_rollback_went_to_the_last_successful_release(tmp_path: Pa
     decision = auto_rollback_target(before_failure, "0.4-broken")
     assert decision.release is not None
     assert (decision.release.number, decision.release.image_tag) == (5, "0.2")
-
-
-def test_reason_of_the_recorded_rollout_failure() -> None:
-    diagnostic = (DATA / "rollout-failure-diagnostic.txt").read_text()
-    assert rollout_reason([diagnostic]) == (
-        'ProgressDeadlineExceeded: ReplicaSet "k8s-demo-deployment-7965d979c" has timed out progressing.'
-    )

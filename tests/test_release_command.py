@@ -9,22 +9,30 @@ import pytest
 from pulumi import automation as auto
 
 from ops.image_check import ImageCheck
-from ops.release import (
+from ops.releases.__main__ import main
+from ops.releases.command import (
     PulumiStack,
     UpOutcome,
     history_command,
-    main,
     rollback_command,
     up_command,
 )
-from ops.releases import IMAGE_TAG_KEY, Refusal
+from ops.releases.model import IMAGE_TAG_KEY, PROGRESS_DEADLINE, Refusal, RolloutFailure
 from project import DEPLOYMENT_TYPE, IMAGE_TYPE
-from tests.releases_fakes import EventStack, FakeStack, diagnostic_event, no_git, step_event, update
+from tests.releases_fakes import (
+    EventStack,
+    FakeStack,
+    diagnostic_event,
+    no_git,
+    step_event,
+    step_failed_event,
+    update,
+)
 
 APP_VERSION = "0.9"
-DEADLINE = '* [ProgressDeadlineExceeded] ReplicaSet "k8s-demo-deployment-7d9" has timed out progressing.'
+DEADLINE = RolloutFailure(PROGRESS_DEADLINE, 'ReplicaSet "k8s-demo-deployment-7d9" has timed out progressing.')
 OK = UpOutcome(True, {"update": 1, "same": 6})
-ROLLOUT_FAILED = UpOutcome(False, deployment_errors=[DEADLINE])
+ROLLOUT_FAILED = UpOutcome(False, rollout=DEADLINE)
 OTHER_FAILURE = UpOutcome(False)
 #: What a read-only registry's refusal leaves on the image (recorded in the sandbox).
 PUSH_REFUSED = UpOutcome(
@@ -170,7 +178,7 @@ def test_a_rollback_into_invalid_config_is_refused_and_changes_nothing() -> None
 
 def test_main_prints_a_refusal_and_exits_2(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     stack = three_releases()
-    monkeypatch.setattr("ops.release.PulumiStack.open", lambda *args, **kwargs: stack)
+    monkeypatch.setattr("ops.releases.__main__.PulumiStack.open", lambda *args, **kwargs: stack)
     assert main(["rollback", "--stack", "dev", "--to", "9", "--no-image-check"]) == 2
     assert capsys.readouterr().err == (
         "error: there is no release 9: releases are 1 to 3 (make history)\nNothing was changed.\n"
@@ -184,7 +192,7 @@ def test_up_without_a_terminal_or_yes_is_refused_before_anything(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opened: list[str] = []
-    monkeypatch.setattr("ops.release.PulumiStack.open", lambda *args, **kwargs: opened.append("open"))
+    monkeypatch.setattr("ops.releases.__main__.PulumiStack.open", lambda *args, **kwargs: opened.append("open"))
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert main(["up", "--stack", "dev"]) == 2
     assert opened == []
@@ -337,7 +345,7 @@ def test_up_whose_build_fails_adds_nothing_to_the_engines_account(capsys: pytest
     assert capsys.readouterr().err == ""
 
 
-# What PulumiStack.up keeps of the engine's events
+# What PulumiStack.up makes of the engine's events and the stack's state
 
 
 DEPLOYMENT_URN = "urn:pulumi:dev::k8s-demo::k8s-demo:index:WebApp$kubernetes:apps/v1:Deployment::web-deployment"
@@ -349,26 +357,42 @@ REFRESH_THEN_PUSH_FAILS = [
     diagnostic_event(DEPLOYMENT_URN, "Deployment initialization complete", ephemeral=True),
     step_event(auto.OpType.UPDATE, IMAGE_TYPE, IMAGE_URN),
     diagnostic_event(IMAGE_URN, PUSH_ERROR, severity="error"),
+    step_failed_event(auto.OpType.UPDATE, IMAGE_TYPE, IMAGE_URN),
+]
+#: The Deployment's update times out; the provider's error names no reason of Kubernetes'.
+ROLLOUT_TIMES_OUT = [
+    step_event(auto.OpType.UPDATE, DEPLOYMENT_TYPE, DEPLOYMENT_URN),
+    diagnostic_event(DEPLOYMENT_URN, "Waiting for the rollout", ephemeral=True),
+    diagnostic_event(DEPLOYMENT_URN, "1 error occurred:\n* timed out waiting for the condition", severity="error"),
+    step_failed_event(auto.OpType.UPDATE, DEPLOYMENT_TYPE, DEPLOYMENT_URN),
 ]
 
 
-def pulumi_up(events: list[auto.EngineEvent]) -> UpOutcome:
-    return PulumiStack(cast(auto.Stack, EventStack(events))).up("message")
+def pulumi_up(events: list[auto.EngineEvent], resources: list[dict[str, object]] | None = None) -> UpOutcome:
+    return PulumiStack(cast(auto.Stack, EventStack(events, resources or []))).up("message")
 
 
 def test_what_the_refresh_reports_on_the_deployment_is_no_failed_rollout() -> None:
-    assert list(pulumi_up(REFRESH_THEN_PUSH_FAILS).deployment_errors) == []
+    assert pulumi_up(REFRESH_THEN_PUSH_FAILS).rollout is None
 
 
 def test_the_image_steps_errors_are_kept() -> None:
     assert list(pulumi_up(REFRESH_THEN_PUSH_FAILS).image_errors) == [PUSH_ERROR]
 
 
-def test_the_deployment_updates_progress_lines_are_its_rollout() -> None:
-    waiting = 'Waiting for {.status.conditions[?(@.type=="Progressing")].reason}=NewReplicaSetAvailable'
-    events = [
-        step_event(auto.OpType.UPDATE, DEPLOYMENT_TYPE, DEPLOYMENT_URN),
-        diagnostic_event(DEPLOYMENT_URN, waiting, ephemeral=True),
-        diagnostic_event(DEPLOYMENT_URN, DEADLINE, severity="error"),
-    ]
-    assert list(pulumi_up(events).deployment_errors) == [DEADLINE, waiting]
+def test_the_verdict_of_a_failed_rollout_is_the_deployments_recorded_status() -> None:
+    status = {
+        "conditions": [
+            {"type": "Progressing", "status": "False", "reason": PROGRESS_DEADLINE, "message": DEADLINE.message}
+        ]
+    }
+    deployment: dict[str, object] = {"urn": DEPLOYMENT_URN, "type": DEPLOYMENT_TYPE, "outputs": {"status": status}}
+    assert pulumi_up(ROLLOUT_TIMES_OUT, [deployment]).rollout == RolloutFailure(
+        PROGRESS_DEADLINE, DEADLINE.message, "1 error occurred:\n* timed out waiting for the condition"
+    )
+
+
+def test_without_a_recorded_status_the_verdict_is_the_engines_error() -> None:
+    outcome = pulumi_up(ROLLOUT_TIMES_OUT)
+    assert outcome.rollout is not None
+    assert str(outcome.rollout) == "1 error occurred:"

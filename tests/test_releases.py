@@ -10,7 +10,8 @@ from pulumi import automation as auto
 
 from components.settings import load_settings
 from components.values import TAG_RULE
-from ops.releases import (
+from ops.releases.model import (
+    PROGRESS_DEADLINE,
     AppVersionAt,
     PushRefusal,
     Refusal,
@@ -20,7 +21,7 @@ from ops.releases import (
     release_message,
     releases,
     rollback_target,
-    rollout_reason,
+    rollout_failure,
     running_release,
     table,
     tag_in_message,
@@ -288,40 +289,50 @@ def test_auto_rollback_has_no_target_when_the_last_good_tag_is_unknown() -> None
     assert decision.why_not.startswith("the tag of release 1, the last that succeeded, is unknown")
 
 
-# Kubernetes' reason.
+# Kubernetes' verdict on a failed rollout, from the Deployment's status.
 
 
-def test_reason_prefers_the_progress_deadline() -> None:
-    diagnostic = (
-        "2 errors occurred:\n"
-        "* [MinimumReplicasUnavailable] Deployment does not have minimum availability.\n"
-        '* [ProgressDeadlineExceeded] ReplicaSet "web-1" has timed out progressing.'
-    )
-    assert rollout_reason([diagnostic]) == 'ProgressDeadlineExceeded: ReplicaSet "web-1" has timed out progressing.'
+def progressing(reason: str, message: str) -> dict[str, object]:
+    """A Deployment status whose Progressing condition has ``reason`` and ``message``, beside Available."""
+    return {
+        "conditions": [
+            {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+            {"type": "Progressing", "status": "False", "reason": reason, "message": message},
+        ]
+    }
 
 
-def test_reason_is_the_verdict_of_the_progress_line() -> None:
-    progress = [
-        'Waiting for {.status.conditions[?(@.type=="Progressing")].reason}=NewReplicaSetAvailable '
-        '(found "ReplicaSetUpdated")',
-        'Waiting for {.status.conditions[?(@.type=="Progressing")].reason}=NewReplicaSetAvailable '
-        '(found "ProgressDeadlineExceeded")',
-    ]
-    assert rollout_reason(["1 error occurred:\n* timed out waiting for the condition", *progress]) == (
-        "ProgressDeadlineExceeded: the rollout made no progress within the Deployment's progress deadline"
+def test_the_verdict_is_the_progress_deadline_in_kubernetes_words() -> None:
+    status = progressing(PROGRESS_DEADLINE, 'ReplicaSet "web-1" has timed out progressing.')
+    assert str(rollout_failure(status, "timed out")) == (
+        'ProgressDeadlineExceeded: ReplicaSet "web-1" has timed out progressing.'
     )
 
 
-def test_reason_is_any_bracketed_reason_without_a_deadline() -> None:
-    assert rollout_reason(["* [CrashLoopBackOff] back-off restarting failed container"]) == (
-        "CrashLoopBackOff: back-off restarting failed container"
+def test_a_rollout_still_progressing_at_the_timeout_says_so() -> None:
+    status = progressing("ReplicaSetUpdated", 'ReplicaSet "web-1" is progressing.')
+    assert str(rollout_failure(status, "1 error occurred:\n* timed out waiting for the condition")) == (
+        "ReplicaSetUpdated: the rollout did not complete within its timeout"
     )
 
 
-def test_reason_falls_back_to_the_first_line() -> None:
-    assert rollout_reason(["\n'k8s-demo-deployment' timed out waiting to be Ready\nmore"]) == (
-        "'k8s-demo-deployment' timed out waiting to be Ready"
+def test_a_previous_rollouts_verdict_gives_way_to_the_engines_error() -> None:
+    status = progressing("NewReplicaSetAvailable", 'ReplicaSet "web-1" has successfully progressed.')
+    assert str(rollout_failure(status, "\n'web' timed out waiting to be Ready\nmore")) == (
+        "'web' timed out waiting to be Ready"
     )
+
+
+@pytest.mark.parametrize("status", [None, {}, {"conditions": [{"type": "Available", "reason": "x"}]}])
+def test_without_a_progressing_condition_the_verdict_is_the_errors_first_line(
+    status: dict[str, object] | None,
+) -> None:
+    failure = rollout_failure(status, "\n'k8s-demo-deployment' timed out waiting to be Ready\nmore")
+    assert (failure.reason, str(failure)) == ("", "'k8s-demo-deployment' timed out waiting to be Ready")
+
+
+def test_without_status_or_error_the_rollout_did_not_complete() -> None:
+    assert str(rollout_failure(None)) == "the rollout did not complete"
 
 
 # Why a push failed, from the engine's diagnostics on the image.

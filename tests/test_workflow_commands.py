@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ops.release import parser
+from ops.releases.__main__ import parser
 from tools.workflow_shell import run_blocks
 
 WORKFLOWS = sorted((Path(__file__).resolve().parents[1] / ".github" / "workflows").glob("*.yml"))
-# `make up ... ARGS=<one word>` or `ARGS="<words>"`: what the Makefile hands to `ops.release up`.
+# `make up ... ARGS=<one word>` or `ARGS="<words>"`: what the Makefile hands to `ops.releases up`.
 _MAKE_UP_ARGS = re.compile(r"\bmake up\b[^\n]*?\bARGS=(\"[^\"]*\"|'[^']*'|\S+)")
 
 
@@ -30,6 +30,6 @@ def test_the_workflows_run_make_up() -> None:
 
 
 @pytest.mark.parametrize(("workflow", "args"), make_up_args())
-def test_make_up_args_in_workflows_are_accepted_by_ops_release(workflow: str, args: str) -> None:
+def test_make_up_args_in_workflows_are_accepted_by_ops_releases(workflow: str, args: str) -> None:
     parsed = parser().parse_args(["up", "--stack", "ci", *shlex.split(args)])
     assert parsed.yes, f"{workflow}: make up runs without a terminal, so it needs --yes"

@@ -188,7 +188,7 @@ def refused_push(
     try:
         with pytest.raises(auto.CommandError) as failure:
             stack.up()
-        # The user's path: make up (ops.release up) explains what the engine reported.
+        # The user's path: make up (ops.releases up) explains what the engine reported.
         made = make(project, "up", f"STACK={STACK}", "ARGS=--yes")
     finally:
         project.restore_app()
@@ -252,7 +252,7 @@ def test_refused_push_is_named_by_the_engine(refused_push: Refusal) -> None:
 
 
 def test_make_up_fails_on_a_refused_push(refused_push: Refusal) -> None:
-    # make exits 2 when a recipe fails, and names the recipe's own status: ops.release up's 1.
+    # make exits 2 when a recipe fails, and names the recipe's own status: ops.releases up's 1.
     # (Under another make, as in `make e2e`, make calls itself make[1].)
     last_line = refused_push.make_up.stderr.splitlines()[-1]
     assert refused_push.make_up.returncode == 2

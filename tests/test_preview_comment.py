@@ -1,17 +1,17 @@
-"""``ops.pr_comment``: the pull-request comment of a real ``pulumi preview --refresh --json``.
+"""``ops.preview``: the pull-request comment of a real ``pulumi preview --refresh`` with the policy pack.
 
-The previews in tests/data/pr_comment/ were captured from the real Pulumi CLI, language
-host and Kubernetes provider against the sandbox (``tools/capture_previews.sh``), with
-app/VERSION at ``CAPTURE_APP_VERSION`` so that every tag was an existing image. Each one
-is rendered and compared with its golden comment in tests/golden/pr_comment/.
+The previews in tests/data/pr_comment/ are the engine events of real previews, recorded
+from the real Pulumi CLI, language host and Kubernetes provider against the sandbox
+(``tools/capture_engine_events.py``), with app/VERSION at ``CAPTURE_APP_VERSION`` so that
+every tag was an existing image. Each one is built into a report as ``make pr-preview``
+builds it, rendered, and compared with its golden comment in tests/golden/pr_comment/.
 Regenerate the goldens after a deliberate change with ``UPDATE_GOLDENS=1 make unit``
 and read the diff before committing it.
 """
 
 from __future__ import annotations
 
-import copy
-import json
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -20,20 +20,11 @@ from typing import Any
 import pytest
 
 from components.settings import Settings, StackConfig, load_settings
-from ops.pr_comment import (
-    GITHUB_COMMENT_LIMIT,
-    UNKNOWN,
-    Outcome,
-    Preview,
-    Step,
-    diff_blocks,
-    fit,
-    image_section,
-    main,
-    read_event_log,
-    render,
-)
-from project import NAME, config_key, stack_file_config
+from ops.engine import State, Step
+from ops.preview.__main__ import main, recorded_preview
+from ops.preview.comment import GITHUB_COMMENT_LIMIT, diff_blocks, fit, image_section, render
+from ops.preview.report import UNKNOWN, Preview
+from project import DEPLOYMENT_TYPE, NAME, config_key, stack_file_config
 
 DATA = Path(__file__).parent / "data" / "pr_comment"
 GOLDEN = Path(__file__).parent / "golden" / "pr_comment"
@@ -51,21 +42,13 @@ CASES = {
 }
 
 
-def outcome(case: str) -> Outcome:
-    """The captured preview of ``case`` as the command would have seen it."""
-    document = json.loads((DATA / f"{case}.json").read_text(encoding="utf-8"))
-    events = (DATA / f"{case}.events.jsonl").read_text(encoding="utf-8").splitlines()
-    stderr_file = DATA / f"{case}.stderr"
-    return Outcome(
-        preview=Preview.parse(document),
-        returncode=int((DATA / f"{case}.exitcode").read_text(encoding="utf-8")),
-        stderr=stderr_file.read_text(encoding="utf-8") if stderr_file.exists() else "",
-        policy=read_event_log(events),
-    )
+def preview(case: str) -> Preview:
+    """The recorded preview of ``case`` as the command builds it from the engine's events."""
+    return recorded_preview(DATA / f"{case}.events.jsonl")
 
 
 def comment(case: str) -> str:
-    return render(CASES[case], outcome(case), CAPTURE_APP_VERSION)
+    return render(CASES[case], preview(case), CAPTURE_APP_VERSION)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -80,9 +63,9 @@ def test_comment_matches_its_golden(case: str) -> None:
 
 def test_both_rollout_bounds_zero_is_refused_in_the_comment() -> None:
     # The release capture with a config the program refuses: no rollout plan, the reason instead.
-    document = json.loads((DATA / "release.json").read_text(encoding="utf-8"))
-    document["config"].update({config_key("maxSurge"): "0", config_key("maxUnavailable"): "0%"})
-    text = render("dev", Outcome(preview=Preview.parse(document)), CAPTURE_APP_VERSION)
+    report = preview("release").report
+    config = {**report.config, config_key("maxSurge"): "0", config_key("maxUnavailable"): "0%"}
+    text = render("dev", Preview(dataclasses.replace(report, config=config)), CAPTURE_APP_VERSION)
     assert "  - k8s-demo:maxSurge = 0: must not be zero while k8s-demo:maxUnavailable = '0%' is zero too" in text
 
 
@@ -90,30 +73,36 @@ def test_both_rollout_bounds_zero_is_refused_in_the_comment() -> None:
 ANNOTATIONS = 4000
 
 
+def _annotated(step: Step) -> Step:
+    assert step.new is not None
+    inputs: dict[str, Any] = dict(step.new.inputs)
+    metadata = dict(inputs["metadata"])
+    notes = {f"example.com/note-{index:04d}": "x" * 40 for index in range(ANNOTATIONS)}
+    inputs["metadata"] = {**metadata, "annotations": {**(metadata.get("annotations") or {}), **notes}}
+    return dataclasses.replace(step, new=dataclasses.replace(step.new, inputs=inputs))
+
+
 @pytest.fixture(scope="module")
-def oversized() -> tuple[Outcome, str]:
+def oversized() -> tuple[Preview, str]:
     """The enlarged release preview and its comment."""
-    document = json.loads((DATA / "release.json").read_text(encoding="utf-8"))
-    enlarged = copy.deepcopy(document)
-    step = [step for step in enlarged["steps"] if "kubernetes:apps/v1:Deployment::" in step["urn"]][-1]
-    annotations = step["newState"]["inputs"]["metadata"].setdefault("annotations", {})
-    annotations.update({f"example.com/note-{index:04d}": "x" * 40 for index in range(ANNOTATIONS)})
-    big = Outcome(preview=Preview.parse(enlarged), policy=outcome("release").policy)
+    report = preview("release").report
+    last = max(index for index, step in enumerate(report.steps) if step.type == DEPLOYMENT_TYPE)
+    steps = tuple(_annotated(step) if index == last else step for index, step in enumerate(report.steps))
+    big = Preview(dataclasses.replace(report, steps=steps))
     return big, render("dev", big, CAPTURE_APP_VERSION)
 
 
-def test_oversized_comment_fits_githubs_limit(oversized: tuple[Outcome, str]) -> None:
+def test_oversized_comment_fits_githubs_limit(oversized: tuple[Preview, str]) -> None:
     assert len(oversized[1]) <= GITHUB_COMMENT_LIMIT
 
 
-def test_oversized_comment_keeps_everything_above_the_diff(oversized: tuple[Outcome, str]) -> None:
+def test_oversized_comment_keeps_everything_above_the_diff(oversized: tuple[Preview, str]) -> None:
     assert oversized[1].split("<details>")[0] == comment("release").split("<details>")[0]
 
 
-def test_oversized_comment_counts_the_lines_it_left_out(oversized: tuple[Outcome, str]) -> None:
+def test_oversized_comment_counts_the_lines_it_left_out(oversized: tuple[Preview, str]) -> None:
     big, text = oversized
-    assert big.preview is not None
-    every = sum(len(block.splitlines()) - 3 for block in diff_blocks(big.preview))
+    every = sum(len(block.splitlines()) - 3 for block in diff_blocks(big))
     shown = sum(1 for line in text.splitlines() if line.startswith(("+   ", "-   ")))
     match = re.search(r"limit: (\d+) diff line\(s\) of 1 resource\(s\) left out", text)
     assert match is not None
@@ -129,11 +118,11 @@ def _settings(image_tag: str, app_version: str) -> Settings:
 
 
 def _deployment(old_image: str, new_image: str) -> Step:
-    def state(image: str) -> dict[str, Any]:
-        return {"inputs": {"spec": {"template": {"spec": {"containers": [{"image": image}]}}}}}
+    def state(image: str) -> State:
+        return State(DEPLOYMENT_TYPE, inputs={"spec": {"template": {"spec": {"containers": [{"image": image}]}}}})
 
     urn = "urn:pulumi:dev::k8s-demo::k8s-demo:app:WebApp$kubernetes:apps/v1:Deployment::k8s-demo-deployment"
-    return Step(op="update", urn=urn, old=state(old_image), new=state(new_image), detailed_diff={})
+    return Step(op="update", urn=urn, type=DEPLOYMENT_TYPE, old=state(old_image), new=state(new_image))
 
 
 def test_image_tag_equal_to_app_version_is_a_build() -> None:
@@ -175,15 +164,13 @@ def test_fit_cuts_the_first_block_that_does_not_fit_by_lines() -> None:
     )
 
 
-def test_event_log_without_preview_json_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+def test_events_and_a_policy_pack_are_refused_together(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        main(["--stack", "dev", "--out", "x.md", "--event-log", "events.jsonl"])
-    assert "--event-log goes with --preview-json" in capsys.readouterr().err
+        main(["--stack", "dev", "--out", "x.md", "--events", "e.jsonl", "--policy-pack", "policy"])
+    assert "--policy-pack runs a preview; --events renders one that ran already" in capsys.readouterr().err
 
 
 def test_failed_preview_still_writes_its_comment_and_exits_2(tmp_path: Path) -> None:
     out = tmp_path / "comment.md"
-    preview, events = DATA / "failed-config.json", DATA / "failed-config.events.jsonl"
-    saved = ["--preview-json", str(preview), "--event-log", str(events)]
-    status = main(["--stack", "staging", "--out", str(out), *saved])
+    status = main(["--stack", "staging", "--out", str(out), "--events", str(DATA / "failed-config.events.jsonl")])
     assert (status, out.read_text(encoding="utf-8").splitlines()[0]) == (2, "<!-- k8s-demo-preview:staging -->")

@@ -1,7 +1,8 @@
 """Releases of a stack, read from its update history: numbers, image tags, the rules of rollback.
 
 Pure functions over the Automation API's own ``UpdateSummary`` objects
-(``stack.history()``), shared by the command (``ops.release``) and its tests.
+(``stack.history()``) and over what the engine reported, shared by the command
+(``ops.releases.command``) and its tests.
 
 A release is one ``update`` in the stack's history, succeeded or failed,
 numbered oldest first from 1. Pulumi's own ``version`` cannot number them: the
@@ -26,11 +27,13 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pulumi import automation as auto
 
 from components.settings import APP_VERSION_TAG
 from components.values import image_tag_problem
+from components.webapp import ROLLOUT_COMPLETE_REASON
 from project import config_key
 
 #: The history kind of a ``pulumi up``; the only kind that is a release.
@@ -54,12 +57,8 @@ AppVersionAt = Callable[[str], str | None]
 _RELEASE_NUMBER = re.compile(r"^[0-9]+$")
 # The image in a release message: the repository may hold a registry port, so the tag is after the last colon.
 _MESSAGE_IMAGE = re.compile(r"\bimage (\S+):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}), stack \S+$")
-# Kubernetes' reasons in the provider's error, e.g. "[ProgressDeadlineExceeded] ReplicaSet ... timed out".
-_REASON = re.compile(r"\[([A-Za-z]+)\]\s*(.+)")
-# The Deployment's progress line under its pulumi.com/waitFor conditions (components/webapp.py):
-# 'Waiting for {...reason}=NewReplicaSetAvailable (found "ProgressDeadlineExceeded")'.
-_VERDICT = re.compile(r'\.reason\}=NewReplicaSetAvailable \(found "([A-Za-z]+)"\)')
-# The Docker provider's prefix of a failed push, and Docker's words for a registry error that is not JSON:
+# The Docker provider reports a failed push as text only: no status, no structured error. These are its prefix of
+# a failed push, and Docker's words for a registry error that is not JSON (the one place engine text is parsed):
 # 'error parsing HTTP 405 response body: invalid character 'M' ...: "Method not allowed\n"'.
 _PUSH_OUTPUT = "error reading push output: "
 _BARE_STATUS = re.compile(r'error parsing HTTP ([0-9]{3}) response body: .*: "(.*)"$')
@@ -323,32 +322,49 @@ def auto_rollback_target(before: Sequence[Release], failed_tag: str) -> AutoRoll
     return AutoRollback(last)
 
 
-def rollout_reason(diagnostics: Sequence[str]) -> str:
-    """Kubernetes' reason from what the engine reported on the Deployment.
+#: The Deployment condition that carries Kubernetes' verdict on a rollout.
+PROGRESSING = "Progressing"
 
-    ``diagnostics`` are its error diagnostics and its progress lines. The
-    progress line carries Kubernetes' verdict on the rollout (the Progressing
-    condition's reason, e.g. ``ProgressDeadlineExceeded``); a provider's own
-    await instead lists conditions as ``[Reason] message``. The progress
-    deadline is the most telling; without any reason, the first line of the
-    first diagnostic.
+
+@dataclass(frozen=True)
+class RolloutFailure:
+    """Why a Deployment's rollout failed, as Kubernetes reported it in the Deployment's status.
+
+    ``reason`` and ``message`` are the ``Progressing`` condition's (``ProgressDeadlineExceeded``,
+    ``ReplicaSet "…" has timed out progressing.``); both are empty when the status was not
+    recorded, and ``error`` is then the engine's error on the Deployment, if any.
     """
-    reasons = [match.groups() for text in diagnostics for match in _REASON.finditer(text)]
-    verdicts = [match.group(1) for text in diagnostics for match in _VERDICT.finditer(text)]
-    deadline = [found for found in reasons if found[0] == PROGRESS_DEADLINE]
-    if deadline or reasons:
-        reason, message = (deadline or reasons)[0]
-        return f"{reason}: {message.strip()}"
-    if verdicts:
-        last = verdicts[-1]
-        if last == PROGRESS_DEADLINE:
-            return f"{PROGRESS_DEADLINE}: the rollout made no progress within the Deployment's progress deadline"
-        return f"{last}: the rollout did not complete within its timeout"
-    for text in diagnostics:
-        first = text.strip().split("\n", 1)[0].strip()
-        if first:
-            return first
-    return "the rollout did not complete"
+
+    reason: str = ""
+    message: str = ""
+    error: str = ""
+
+    def __str__(self) -> str:
+        if self.reason == PROGRESS_DEADLINE:
+            said = self.message.strip() or "the rollout made no progress within the Deployment's progress deadline"
+            return f"{PROGRESS_DEADLINE}: {said}"
+        if self.reason and not (self.reason == ROLLOUT_COMPLETE_REASON and self.error.strip()):
+            # The deadline had not passed yet when the await's own timeout ran out. (A rollout back to an existing
+            # ReplicaSet can keep the previous rollout's NewReplicaSetAvailable: the await's own error says more.)
+            return f"{self.reason}: the rollout did not complete within its timeout"
+        first = self.error.strip().split("\n", 1)[0].strip()
+        return first or "the rollout did not complete"
+
+
+def rollout_failure(status: Mapping[str, Any] | None, error: str = "") -> RolloutFailure:
+    """Kubernetes' verdict on a failed rollout, from the Deployment's ``status``.
+
+    ``status`` is the Deployment's ``.status`` as last recorded (None when there
+    is none); ``error`` is the engine's error on the Deployment, kept for when
+    the status has no ``Progressing`` condition.
+    """
+    conditions = (status or {}).get("conditions") or []
+    progressing = next(
+        (c for c in conditions if isinstance(c, Mapping) and c.get("type") == PROGRESSING and c.get("reason")), None
+    )
+    if progressing is None:
+        return RolloutFailure(error=error)
+    return RolloutFailure(str(progressing["reason"]), str(progressing.get("message") or ""), error)
 
 
 def push_refusal(diagnostics: Sequence[str], registry: str) -> PushRefusal | None:

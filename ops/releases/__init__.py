@@ -1,0 +1,7 @@
+"""A stack's releases: ``make history``, ``make rollback``, ``make up`` with automatic rollback.
+
+- ``model``: releases numbered from the stack's update history, their tags, the rules of
+  a rollback and of the automatic rollback, Kubernetes' verdict on a failed rollout;
+- ``command``: the actions, each returning a typed result, and how each is printed;
+- ``__main__``: the command line (``python -m ops.releases``).
+"""

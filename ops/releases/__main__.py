@@ -1,0 +1,82 @@
+"""``python -m ops.releases``: a stack's releases, its rollback, and ``up`` with automatic rollback.
+
+Usage (the make targets pass the stack)::
+
+    python -m ops.releases history  --stack dev [--json]
+    python -m ops.releases rollback --stack dev --to <release number or tag> [--no-image-check]
+    python -m ops.releases up       --stack dev [--yes] [--refresh] [--message TEXT]
+
+Exit status: 0 done, 1 the update failed or was declined, 2 refused before anything changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ops.image_check import check_image
+from ops.releases.command import PulumiStack, git_app_version_at, history_command, rollback_command, up_command
+from ops.releases.model import Refusal
+from project import read_app_version
+
+
+def ask_terminal() -> bool:
+    """Ask on the terminal whether to perform the update."""
+    return input("Do you want to perform this update? [y/N] ").strip().lower() in ("y", "yes")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: three subcommands, each with ``--stack``."""
+    top = argparse.ArgumentParser(prog="python -m ops.releases", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+    history = commands.add_parser("history", help="the stack's releases, newest first")
+    history.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+    rollback = commands.add_parser("rollback", help="deploy the tag of a release, or a tag")
+    rollback.add_argument("--to", required=True, help="a release number (make history) or an image tag")
+    rollback.add_argument(
+        "--no-image-check",
+        action="store_true",
+        help="skip checking that the tag exists in the registry or the local Docker engine",
+    )
+    up = commands.add_parser("up", help="pulumi up, with automatic rollback when the rollout fails")
+    up.add_argument("--yes", "-y", action="store_true", help="skip the preview and confirmation")
+    up.add_argument("--refresh", action="store_true", help="refresh the state from the cluster first")
+    up.add_argument("--message", "-m", help="the update's message (default: the change-cause, naming the image)")
+    for command in (history, rollback, up):
+        command.add_argument("--stack", default="dev", help="the stack (default: dev)")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; returns the exit status."""
+    args = parser().parse_args(argv)
+    app_version = read_app_version()
+    try:
+        if args.command == "history":
+            return history_command(PulumiStack.open(args.stack, create=False), git_app_version_at, as_json=args.json)
+        if args.command == "rollback":
+            return rollback_command(
+                PulumiStack.open(args.stack, create=False),
+                args.to,
+                app_version=app_version,
+                app_version_at=git_app_version_at,
+                check=None if args.no_image_check else check_image,
+            )
+        if not args.yes and not sys.stdin.isatty():
+            # As `pulumi up` does without a terminal: refuse before anything runs.
+            raise Refusal("no terminal to confirm the update on; pass --yes (make up ARGS=--yes)")
+        deployer = PulumiStack.open(args.stack, create=True, refresh=args.refresh)
+        return up_command(
+            deployer,
+            app_version=app_version,
+            app_version_at=git_app_version_at,
+            confirm=None if args.yes else ask_terminal,
+            message=args.message,
+        )
+    except Refusal as refusal:
+        print(f"error: {refusal}\nNothing was changed.", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

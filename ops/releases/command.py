@@ -1,0 +1,467 @@
+"""Releases a person can read and undo: ``history``, ``rollback`` and ``up`` with automatic rollback.
+
+Each action drives the stack through the engine (``ops.engine``: the
+Automation API on the project directory, so the program runs exactly as under
+``pulumi up``), returns a typed result, and its command prints that result.
+Releases are numbered from the stack's update history (``ops.releases.model``).
+
+- ``history``: one row per update, newest first.
+- ``rollback``: sets ``imageTag`` to the release's tag (or the given tag) and
+  runs the update, waiting for the rollout; it refuses, changing nothing, a
+  release that does not exist or failed, the tag already running, a value
+  that is neither a number nor a valid tag, and a tag the cluster cannot pull.
+- ``up``: ``pulumi up`` with a confirmation (skipped by ``--yes``); when the
+  rollout fails and ``rollbackOnFailure`` is true, it deploys the last
+  successful release's tag again, once, sets ``imageTag`` to it and exits
+  non-zero saying what failed, why, and what runs now.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pulumi
+from pulumi import automation as auto
+
+from components.settings import APP_VERSION_TAG, Settings, StackConfig, load_settings
+from components.values import registry_host
+from ops import engine
+from ops.image_check import ImageCheck
+from ops.releases.model import (
+    IMAGE_TAG_KEY,
+    AppVersionAt,
+    AutoRollback,
+    PushRefusal,
+    Refusal,
+    Release,
+    RolloutFailure,
+    Target,
+    auto_rollback_target,
+    push_refusal,
+    release_message,
+    releases,
+    rollback_target,
+    rollout_failure,
+    running_release,
+    table,
+)
+from project import APP_DIR, DEPLOYMENT_TYPE, IMAGE_TYPE, NAME, ROOT, VERSION_FILE
+
+#: How to release again after an automatic rollback, in every such message.
+RELEASE_AGAIN = (
+    "To release again: fix the cause, then `pulumi config set imageTag <new tag>` "
+    "(or `pulumi config rm imageTag` to deploy app/VERSION) and `make up`."
+)
+
+
+@dataclass(frozen=True)
+class UpOutcome:
+    """What one update did.
+
+    ``rollout`` is Kubernetes' verdict when the update failed on the
+    Deployment's create or update (its rollout); None for a success and for
+    any other failure. ``image_errors`` are the engine's errors on the image's
+    build or push.
+    """
+
+    succeeded: bool
+    changes: Mapping[str, int] = field(default_factory=dict)
+    rollout: RolloutFailure | None = None
+    image_errors: Sequence[str] = ()
+
+
+class Deployer(Protocol):
+    """What the actions need from a stack. ``PulumiStack`` is the real one; tests pass a fake."""
+
+    @property
+    def name(self) -> str:
+        """The stack's name."""
+        ...
+
+    def history(self) -> list[auto.UpdateSummary]:
+        """Every recorded operation of the stack, any order."""
+        ...
+
+    def config(self) -> dict[str, str]:
+        """The stack's config under full keys, Pulumi.yaml's defaults included, as the program sees it."""
+        ...
+
+    def set_image_tag(self, tag: str) -> None:
+        """Write ``imageTag`` to the stack's config."""
+        ...
+
+    def preview(self) -> None:
+        """Show what an update would change."""
+        ...
+
+    def up(self, message: str) -> UpOutcome:
+        """Run the update with ``message``, streaming the engine's output; wait for the rollout."""
+        ...
+
+
+#: The steps that create or update a resource: only in these does a rollout or a build run. A refresh
+#: (``refresh: always`` in Pulumi.yaml) reads the Deployment first, as a step of its own.
+CHANGE_OPS = frozenset({"create", "update", "replace", "create-replacement"})
+
+
+def failed_change(report: engine.Report, type_token: str) -> tuple[engine.Step, list[str]] | None:
+    """The create or update of a resource of ``type_token`` that failed in ``report``, with its error messages.
+
+    A step failed when the engine says so (``resOpFailedEvent``) or reported an
+    error on its resource; what its refresh reported before is no part of it.
+    """
+    for step in report.steps:
+        if step.type != type_token or step.op not in CHANGE_OPS:
+            continue
+        errors = [item.message for item in report.diagnostics_on(step.urn) if item.severity == "error"]
+        if step.failed or errors:
+            return step, errors
+    return None
+
+
+def deployment_status(resources: Sequence[Mapping[str, Any]], urn: str) -> Mapping[str, Any] | None:
+    """The ``.status`` of the Deployment ``urn`` as the stack's state recorded it, or None."""
+    for resource in resources:
+        if resource.get("urn") == urn:
+            status = (resource.get("outputs") or {}).get("status")
+            return status if isinstance(status, Mapping) else None
+    return None
+
+
+def _print_error(line: str) -> None:
+    # The CLI's stderr: its own errors (a missing plugin, a locked stack) are not in the engine's output.
+    print(line, file=sys.stderr)
+
+
+class PulumiStack:
+    """A stack of the project directory, through the engine layer."""
+
+    def __init__(self, stack: auto.Stack, *, refresh: bool = False) -> None:
+        self._stack = stack
+        self._refresh = refresh
+
+    @classmethod
+    def open(cls, name: str, *, create: bool, refresh: bool = False) -> PulumiStack:
+        """Select the stack (or create it, for ``up``); raises ``Refusal`` when it does not exist."""
+        try:
+            return cls(engine.open_stack(name, create=create), refresh=refresh)
+        except engine.NoSuchStack:
+            raise Refusal(f"there is no stack {name!r} in this backend; `make up STACK={name}` creates it") from None
+
+    @property
+    def name(self) -> str:
+        return self._stack.name
+
+    def history(self) -> list[auto.UpdateSummary]:
+        return engine.history(self._stack)
+
+    def config(self) -> dict[str, str]:
+        return engine.config(self._stack)
+
+    def set_image_tag(self, tag: str) -> None:
+        engine.set_config(self._stack, IMAGE_TAG_KEY, tag)
+
+    def preview(self) -> None:
+        engine.preview(self._stack, refresh=self._refresh, diff=True, on_output=print, on_error=_print_error)
+
+    def up(self, message: str) -> UpOutcome:
+        report = engine.up(self._stack, message=message, refresh=self._refresh, on_output=print, on_error=_print_error)
+        return self.outcome(report)
+
+    def outcome(self, report: engine.Report) -> UpOutcome:
+        """What the update of ``report`` did; for a failed rollout, Kubernetes' verdict from the stack's state."""
+        if not report.failed:
+            return UpOutcome(True, report.changes())
+        image = failed_change(report, IMAGE_TYPE)
+        image_errors = image[1] if image else []
+        deployment = failed_change(report, DEPLOYMENT_TYPE)
+        if deployment is None:
+            return UpOutcome(False, image_errors=image_errors)
+        step, errors = deployment
+        # The Kubernetes provider records the live Deployment of a failed await, status included.
+        status = deployment_status(engine.resources(self._stack), step.urn)
+        return UpOutcome(False, rollout=rollout_failure(status, errors[0] if errors else ""), image_errors=image_errors)
+
+
+def git_app_version_at(commit: str) -> str | None:
+    """``app/VERSION`` as committed at ``commit`` in the project's git repository, or None."""
+    try:
+        shown = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{commit}:{APP_DIR}/{VERSION_FILE}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except FileNotFoundError:
+        return None
+    version = shown.stdout.strip()
+    return version if shown.returncode == 0 and version else None
+
+
+def validated(deployer: Deployer, app_version: str, **overrides: str) -> Settings:
+    """The stack's settings, with ``overrides`` (short keys), validated as the program does; ``Refusal`` if bad."""
+    values = {**deployer.config(), **{f"{NAME}:{key}": value for key, value in overrides.items()}}
+    try:
+        return load_settings(StackConfig(NAME, values), project=NAME, stack=deployer.name, app_version=app_version)
+    except pulumi.RunError as error:
+        raise Refusal(str(error)) from None
+
+
+def _changes(changes: Mapping[str, int]) -> str:
+    return ", ".join(f"{count} {op}" for op, count in sorted(changes.items())) or "none"
+
+
+def _reason(outcome: UpOutcome) -> str:
+    return str(outcome.rollout) if outcome.rollout is not None else "see the output above"
+
+
+# ---------------------------------------------------------------------------
+# history
+
+
+@dataclass(frozen=True)
+class HistoryResult:
+    """A stack's releases, oldest first."""
+
+    stack: str
+    releases: Sequence[Release]
+
+
+def history(deployer: Deployer, app_version_at: AppVersionAt) -> HistoryResult:
+    """The stack's releases."""
+    return HistoryResult(deployer.name, releases(deployer.history(), app_version_at))
+
+
+def print_history(result: HistoryResult, *, as_json: bool) -> int:
+    """Print the releases newest first: a table, or JSON for scripts."""
+    if as_json:
+        print(json.dumps([r.as_json() for r in reversed(result.releases)], indent=2))
+    elif result.releases:
+        print(table(result.releases))
+    else:
+        print(f"stack {result.stack} has no release yet: `make up` makes the first")
+    return 0
+
+
+def history_command(deployer: Deployer, app_version_at: AppVersionAt, *, as_json: bool) -> int:
+    """``make history``."""
+    return print_history(history(deployer, app_version_at), as_json=as_json)
+
+
+# ---------------------------------------------------------------------------
+# rollback
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """A rollback that ran: what it deployed, the release it is recorded as, and how its update went."""
+
+    stack: str
+    target: Target
+    previous_tag: str
+    new_release: int
+    outcome: UpOutcome
+
+    @property
+    def origin(self) -> str:
+        return f" (release {self.target.release.number})" if self.target.release else ""
+
+    @property
+    def config_change(self) -> str:
+        return f"imageTag: {self.previous_tag} -> {self.target.tag}"
+
+
+def rollback(
+    deployer: Deployer,
+    value: str,
+    *,
+    app_version: str,
+    app_version_at: AppVersionAt,
+    check: ImageCheck | None,
+    announce: Callable[[str], None] = print,
+) -> RollbackResult:
+    """Deploy the tag of release ``value`` (or the tag ``value``); ``Refusal`` before anything changes.
+
+    ``announce`` receives what is about to be deployed, before the engine's output.
+    """
+    found = deployer.history()
+    numbered = releases(found, app_version_at)
+    target = rollback_target(value, numbered, running_release(found, numbered))
+    current = deployer.config().get(IMAGE_TAG_KEY, APP_VERSION_TAG)
+    settings = validated(deployer, app_version, imageTag=target.tag)
+    if check is not None:
+        problem = check(settings.image_repository, target.tag)
+        if problem is not None:
+            raise Refusal(problem)
+
+    origin = f" (release {target.release.number})" if target.release else ""
+    announce(f"Rolling back stack {deployer.name} to {settings.image_repository}:{target.tag}{origin}")
+    action = f"rollback to release {target.release.number}" if target.release else "rollback to tag"
+    deployer.set_image_tag(target.tag)
+    outcome = deployer.up(release_message(action, settings.image_repository, target.tag, deployer.name))
+    return RollbackResult(deployer.name, target, current, len(numbered) + 1, outcome)
+
+
+def print_rollback(result: RollbackResult) -> int:
+    """Print how the rollback went; its exit status."""
+    if not result.outcome.succeeded:
+        print(
+            f"error: the rollback to {result.target.tag} failed (release {result.new_release}): "
+            f"{_reason(result.outcome)}\n"
+            f"{result.config_change} stays set; the cluster is as Kubernetes left it.",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"Rolled back stack {result.stack} to tag {result.target.tag}{result.origin}, "
+        f"recorded as release {result.new_release}.\n"
+        f"  {result.config_change}\n"
+        f"  resources: {_changes(result.outcome.changes)}"
+    )
+    return 0
+
+
+def rollback_command(
+    deployer: Deployer, value: str, *, app_version: str, app_version_at: AppVersionAt, check: ImageCheck | None
+) -> int:
+    """``make rollback TO=<value>``."""
+    result = rollback(deployer, value, app_version=app_version, app_version_at=app_version_at, check=check)
+    return print_rollback(result)
+
+
+# ---------------------------------------------------------------------------
+# up
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """What ``make up`` did.
+
+    ``outcome`` is the update's (None when the confirmation was declined).
+    After a failed rollout, ``failed`` names the release, ``auto_rollback``
+    says whether and to what it was rolled back (None when
+    ``rollbackOnFailure`` is false), ``rollback`` is that rollback's update,
+    recorded as release ``rollback_release``.
+    """
+
+    settings: Settings
+    outcome: UpOutcome | None
+    failed: str = ""
+    auto_rollback: AutoRollback | None = None
+    rollback: UpOutcome | None = None
+    rollback_release: int = 0
+
+    @property
+    def declined(self) -> bool:
+        return self.outcome is None
+
+
+def up(
+    deployer: Deployer,
+    *,
+    app_version: str,
+    app_version_at: AppVersionAt,
+    confirm: Callable[[], bool] | None,
+    message: str | None = None,
+    announce: Callable[[str], None] = print,
+) -> UpResult:
+    """``pulumi up``, then, on a failed rollout with ``rollbackOnFailure``, one rollback to the last good tag.
+
+    ``confirm`` is asked after the preview; None skips both (``--yes``).
+    ``message`` is the update's; by default the Deployment's change-cause, which names the image.
+    ``announce`` receives the news of an automatic rollback, before its engine output.
+    """
+    settings = validated(deployer, app_version)
+    before = releases(deployer.history(), app_version_at)
+    if confirm is not None:
+        deployer.preview()
+        if not confirm():
+            return UpResult(settings, None)
+    outcome = deployer.up(message or settings.change_cause)
+    if outcome.succeeded or outcome.rollout is None:
+        return UpResult(settings, outcome)
+
+    failed = f"release {len(before) + 1} (tag {settings.image_tag})"
+    if not settings.rollback_on_failure:
+        return UpResult(settings, outcome, failed)
+    decision = auto_rollback_target(before, settings.image_tag)
+    if decision.release is None or decision.release.image_tag is None:
+        return UpResult(settings, outcome, failed, decision)
+
+    last, tag = decision.release, decision.release.image_tag
+    announce(f"\nThe rollout of {failed} failed; rolling back to release {last.number} (tag {tag}).\n")
+    deployer.set_image_tag(tag)
+    action = f"automatic rollback to release {last.number} after {failed} failed"
+    again = deployer.up(release_message(action, settings.image_repository, tag, deployer.name))
+    return UpResult(settings, outcome, failed, decision, again, len(before) + 2)
+
+
+def _push_refused_message(settings: Settings, refused: PushRefusal) -> str:
+    """The push failed: the registry, the image, why; and that the Deployment was not changed (it needs the digest)."""
+    image = f"{settings.image_repository}:{settings.image_tag}"
+    hint = f"\n{refused.hint}" if refused.hint else ""
+    return (
+        f"error: the push of {image} to {registry_host(settings.image_repository)} failed: {refused.reason}{hint}\n"
+        "The Deployment was not changed: it still runs the image it ran before. "
+        "Run `make up` again once the registry accepts the push."
+    )
+
+
+def _what_now(result: UpResult) -> str:
+    decision = result.auto_rollback
+    if decision is None:
+        return (
+            "rollbackOnFailure is false: nothing was rolled back, the cluster is as Kubernetes left it. "
+            "Roll back with `make rollback TO=<release or tag>` (see `make history`)."
+        )
+    if decision.release is None or result.rollback is None:
+        return f"Not rolled back: {decision.why_not}."
+    last, tag = decision.release, decision.release.image_tag
+    if result.rollback.succeeded:
+        return (
+            f"Rolled back to release {last.number} (tag {tag}), recorded as release {result.rollback_release}: "
+            f"the rollout completed and imageTag is now {tag}.\n{RELEASE_AGAIN}"
+        )
+    return (
+        f"The rollback to release {last.number} (tag {tag}) failed too (release {result.rollback_release}): "
+        f"{_reason(result.rollback)}\n"
+        f"Nothing more was tried: the cluster is as Kubernetes left it, and imageTag is {tag}. "
+        "Inspect it with `kubectl rollout status`, then `make rollback TO=<release or tag>`."
+    )
+
+
+def print_up(result: UpResult) -> int:
+    """Print what ``make up`` did beyond the engine's own output; its exit status."""
+    outcome = result.outcome
+    if outcome is None:
+        print("update declined: nothing was changed", file=sys.stderr)
+        return 1
+    if outcome.succeeded:
+        return 0
+    if outcome.rollout is None:
+        refused = push_refusal(outcome.image_errors, registry_host(result.settings.image_repository) or "")
+        if refused is not None:
+            print(_push_refused_message(result.settings, refused), file=sys.stderr)
+        # Otherwise not a rollout: bad config, a program error, an unreachable cluster; the engine said which above.
+        return 1
+    print(f"error: {result.failed} failed: {outcome.rollout}\n{_what_now(result)}", file=sys.stderr)
+    return 1
+
+
+def up_command(
+    deployer: Deployer,
+    *,
+    app_version: str,
+    app_version_at: AppVersionAt,
+    confirm: Callable[[], bool] | None,
+    message: str | None = None,
+) -> int:
+    """``make up``."""
+    result = up(deployer, app_version=app_version, app_version_at=app_version_at, confirm=confirm, message=message)
+    return print_up(result)
