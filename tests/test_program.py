@@ -211,7 +211,7 @@ def test_registry_image_gets_no_scan_exemption(prod: ProgramRun) -> None:
     assert set(annotations) == {"kubernetes.io/change-cause", "pulumi.com/waitFor", "pulumi.com/patchForce"}
 
 
-# Defect 1 of issue 7: `pulumi up` waits for the rollout as `kubectl rollout status` does.
+# `pulumi up` waits for the rollout as `kubectl rollout status` does.
 
 
 def wait_for(run: ProgramRun) -> list[str]:
@@ -244,7 +244,7 @@ def test_zero_replicas_waits_for_the_verdict_alone(run_dev_with: Callable[..., P
     ]
 
 
-# Defect 2 of issue 7: every update, preview and destroy reads the cluster first.
+# Every update, preview and destroy reads the cluster first.
 
 
 @pytest.mark.parametrize("type_token", [NAMESPACE_TYPE, DEPLOYMENT_TYPE, SERVICE_TYPE, NETWORK_POLICY_TYPE])
