@@ -14,7 +14,11 @@ Where a release's image comes from: the ``image`` stack output (what the
 Deployment runs) and, for a local build, the build's image ID, both read from
 the state that release's update left (``image_of_release``). History alone
 cannot say it: it records config, message and result, but a build's digest
-exists only once the update has pushed it.
+exists only once the update has pushed it. That state is the stack's current
+one while the release is its newest update; for an older release, a file
+backend keeps a copy of the state each update left beside that update's
+history entry (``recorded_resources``), which Pulumi's own ``stack export
+--version`` does not offer for a file backend.
 
 Every refusal is raised before anything changes, with what is wrong and what is
 allowed. The provenance goes into TO's update message
@@ -23,9 +27,14 @@ allowed. The provenance goes into TO's update message
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 from components.settings import registry_host
@@ -199,6 +208,56 @@ def image_of_release(release: Release, stack: str, resources: Sequence[Mapping[s
             f"was not recorded; promote the release that built tag {tag} (make history STACK={stack})"
         )
     return PromotedImage(repository=repository, tag=tag, image_id=image_id)
+
+
+def history_dir(backend_url: str, project: str, stack: str) -> Path | None:
+    """Where a file backend (``file://<dir>``) keeps ``stack``'s history entries; None for any other backend.
+
+    The project-scoped layout (``.pulumi/history/<project>/<stack>``) when it
+    exists, else the older one without the project (``.pulumi/history/<stack>``).
+    ``file://~`` is the home directory, as the CLI reads it.
+    """
+    parsed = urllib.parse.urlparse(backend_url)
+    if parsed.scheme != "file":
+        return None
+    root = Path((parsed.netloc + parsed.path) or "~").expanduser()
+    name = stack.rsplit("/", 1)[-1]
+    scoped = root / ".pulumi" / "history" / project / name
+    return scoped if scoped.is_dir() else root / ".pulumi" / "history" / name
+
+
+def _read_json(path: Path) -> Any:  # noqa: ANN401  # whatever the backend wrote
+    data = path.read_bytes()
+    return json.loads(gzip.decompress(data) if path.name.endswith(".gz") else data)
+
+
+def recorded_resources(directory: Path, release: Release) -> list[Mapping[str, Any]] | None:
+    """The resources of the state ``release``'s update left, from a file backend's history; None if not kept.
+
+    Each update writes ``<stack>-<time>.history.json`` (kind, start time in
+    seconds, message, result) and a copy of the state it left,
+    ``<stack>-<time>.checkpoint.json``, beside it; the release is the update
+    with its start time, result and message.
+    """
+    start = int(release.start_time.replace(tzinfo=UTC).timestamp())
+    matches = []
+    for entry in sorted(directory.glob("*.history.json*")):
+        info = _read_json(entry)
+        message = str(info.get("message") or "").strip().split("\n", 1)[0]
+        if (info.get("kind"), info.get("startTime"), info.get("result"), message) == (
+            "update",
+            start,
+            release.result,
+            release.message,
+        ):
+            matches.append(entry)
+    if len(matches) != 1:
+        return None
+    checkpoint = matches[0].with_name(matches[0].name.replace(".history.", ".checkpoint.", 1))
+    if not checkpoint.is_file():
+        return None
+    latest = (_read_json(checkpoint).get("checkpoint") or {}).get("latest") or {}
+    return list(latest.get("resources") or [])
 
 
 def check_stacks(source: str, target: str, stacks: Sequence[str]) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +18,12 @@ from ops.promotion import (
     Provenance,
     check_stacks,
     choose_release,
+    history_dir,
     image_of_release,
     plan_promotion,
     promotion_message,
     provenance_in_message,
+    recorded_resources,
     rollbacks_after,
     target_repository_problem,
 )
@@ -200,6 +206,67 @@ def test_a_release_whose_tag_is_unknown_is_refused() -> None:
     (release,) = numbered(update("10:01", tag="app/VERSION", commit=COMMIT, dirty=True))
     with pytest.raises(Refusal, match=r"the tag of dev release 1 cannot be known: app/VERSION of a modified work tree"):
         image_of_release(release, "dev", stack_state(f"{REGISTRY_REPO}@{DIGEST}"))
+
+
+# The state an older release left, from a file backend's history.
+
+
+def record(
+    directory: Path, nanos: int, start: str, image: str, *, result: str = "succeeded", message: str = ""
+) -> None:
+    """One update as the file backend records it: its history entry and the copy of the state it left."""
+    started = int(datetime.strptime(f"2026-11-27 {start}", "%Y-%m-%d %H:%M").replace(tzinfo=UTC).timestamp())
+    info = {"kind": "update", "startTime": started, "message": message, "result": result, "config": {}}
+    (directory / f"dev-{nanos}.history.json").write_text(json.dumps(info))
+    checkpoint = {"version": 3, "checkpoint": {"stack": "dev", "latest": {"resources": stack_state(image)}}}
+    (directory / f"dev-{nanos}.checkpoint.json").write_text(json.dumps(checkpoint))
+
+
+def test_an_older_release_reads_the_state_its_own_update_left(tmp_path: Path) -> None:
+    record(tmp_path, 1, "10:01", f"{REGISTRY_REPO}@sha256:{'01' * 32}", message="pulumi up: one")
+    record(tmp_path, 2, "10:02", f"{REGISTRY_REPO}@{DIGEST}", message="pulumi up: two")
+    record(tmp_path, 3, "10:03", f"{REGISTRY_REPO}@sha256:{'03' * 32}", message="pulumi up: three")
+    found = numbered(
+        update("10:01", tag="0.1", message="pulumi up: one"),
+        update("10:02", tag="0.2", message="pulumi up: two"),
+        update("10:03", tag="0.3", message="pulumi up: three"),
+    )
+    assert image_of_release(found[1], "dev", recorded_resources(tmp_path, found[1])).digest == DIGEST
+
+
+def test_a_gzipped_history_is_read_too(tmp_path: Path) -> None:
+    record(tmp_path, 1, "10:01", f"{REGISTRY_REPO}@{DIGEST}")
+    for path in list(tmp_path.iterdir()):
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+    (release,) = numbered(update("10:01", tag="0.1"))
+    assert image_of_release(release, "dev", recorded_resources(tmp_path, release)).digest == DIGEST
+
+
+def test_a_release_the_history_does_not_hold_has_no_recorded_state(tmp_path: Path) -> None:
+    record(tmp_path, 1, "10:01", f"{REGISTRY_REPO}@{DIGEST}")
+    (release,) = numbered(update("10:05", tag="0.1"))
+    assert recorded_resources(tmp_path, release) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("file:///srv/state", "/srv/state/.pulumi/history/dev"),
+        ("file://~/state", str(Path.home() / "state" / ".pulumi" / "history" / "dev")),
+        ("s3://bucket/k8s-demo", None),
+        ("https://api.pulumi.com", None),
+    ],
+)
+def test_only_a_file_backend_has_a_history_directory(url: str, expected: str | None) -> None:
+    found = history_dir(url, "k8s-demo", "organization/k8s-demo/dev")
+    assert (str(found) if found else None) == expected
+
+
+def test_the_project_scoped_history_directory_is_preferred(tmp_path: Path) -> None:
+    scoped = tmp_path / ".pulumi" / "history" / "k8s-demo" / "dev"
+    scoped.mkdir(parents=True)
+    assert history_dir(f"file://{tmp_path}", "k8s-demo", "dev") == scoped
 
 
 # The stacks.
