@@ -37,8 +37,11 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from pulumi import automation as auto
+
 from components.settings import registry_host
-from ops.releases import Refusal, Release, release_message
+from ops.image_check import local_image_id_problem, registry_digest_problem
+from ops.releases import DESTROY, UPDATE, Refusal, Release, release_message
 from project import IMAGE_TYPE, STACK_TYPE
 
 #: The stack output that names the image the Deployment runs (``__main__.py``).
@@ -210,6 +213,26 @@ def image_of_release(release: Release, stack: str, resources: Sequence[Mapping[s
     return PromotedImage(repository=repository, tag=tag, image_id=image_id)
 
 
+#: The resources of a stack's state (``deployment.resources`` of ``pulumi stack export``).
+Resources = Sequence[Mapping[str, Any]]
+
+
+def release_resources(
+    release: Release,
+    history: Sequence[auto.UpdateSummary],
+    current: Callable[[], Resources],
+    recorded: Callable[[Release], Resources | None],
+) -> Resources | None:
+    """The resources of the state ``release``'s update left.
+
+    The stack's ``current`` state while no update or destroy came after it (a
+    refresh leaves the stack's outputs as they were); otherwise the copy the
+    backend ``recorded`` for that update, None when it kept none.
+    """
+    later = any(h.kind in (UPDATE, DESTROY) and h.start_time > release.start_time for h in history)
+    return recorded(release) if later else current()
+
+
 def history_dir(backend_url: str, project: str, stack: str) -> Path | None:
     """Where a file backend (``file://<dir>``) keeps ``stack``'s history entries; None for any other backend.
 
@@ -292,6 +315,17 @@ def target_repository_problem(image: PromotedImage, target_repository: str, targ
             "another local repository: the image ID would name nothing there"
         )
     return None
+
+
+def promoted_image_problem(image: PromotedImage, target_repository: str) -> str | None:
+    """Can TO get exactly this image? None when it can, else why not.
+
+    A pushed image: TO's registry is asked for the manifest digest. A local
+    image: TO's Docker engine must have the tag, and it must still be the image ID the release ran.
+    """
+    if image.pushed:
+        return registry_digest_problem(target_repository, image.digest)
+    return local_image_id_problem(target_repository, image.tag, image.image_id)
 
 
 def promotion_message(source: str, release: int, image: PromotedImage, target_repository: str, target: str) -> str:

@@ -21,9 +21,11 @@ from ops.promotion import (
     history_dir,
     image_of_release,
     plan_promotion,
+    promoted_image_problem,
     promotion_message,
     provenance_in_message,
     recorded_resources,
+    release_resources,
     rollbacks_after,
     target_repository_problem,
 )
@@ -267,6 +269,53 @@ def test_the_project_scoped_history_directory_is_preferred(tmp_path: Path) -> No
     scoped = tmp_path / ".pulumi" / "history" / "k8s-demo" / "dev"
     scoped.mkdir(parents=True)
     assert history_dir(f"file://{tmp_path}", "k8s-demo", "dev") == scoped
+
+
+def test_the_newest_update_reads_the_current_state_even_after_a_refresh() -> None:
+    history = [update("10:01", tag="0.1"), update("10:02", tag="0.1", kind="refresh")]
+    (release,) = numbered(*history)
+    current = stack_state(f"{REGISTRY_REPO}@{DIGEST}")
+    assert release_resources(release, history, lambda: current, lambda _: None) == current
+
+
+@pytest.mark.parametrize("kind", ["update", "destroy"])
+def test_a_release_with_a_later_update_or_destroy_reads_its_recorded_state(kind: str) -> None:
+    history = [update("10:01", tag="0.1"), update("10:02", tag="0.2", kind=kind)]
+    release = numbered(*history)[0]
+    recorded = stack_state(f"{REGISTRY_REPO}@{DIGEST}")
+    found = release_resources(
+        release, history, lambda: stack_state("other"), lambda r: recorded if r is release else None
+    )
+    assert found == recorded
+
+
+# What TO can get.
+
+
+def test_a_pushed_image_is_looked_up_by_digest_in_tos_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def digest_problem(repository: str, digest: str) -> str | None:
+        asked.append((repository, digest))
+        return None
+
+    monkeypatch.setattr("ops.promotion.registry_digest_problem", digest_problem)
+    image = PromotedImage(repository=REGISTRY_REPO, tag="0.2", digest=DIGEST)
+    assert promoted_image_problem(image, "registry.example.com/k8s-demo/k8s-demo") is None
+    assert asked == [("registry.example.com/k8s-demo/k8s-demo", DIGEST)]
+
+
+def test_a_local_image_is_looked_up_by_tag_and_image_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, str, str]] = []
+
+    def id_problem(repository: str, tag: str, image_id: str) -> str | None:
+        asked.append((repository, tag, image_id))
+        return "rebuilt"
+
+    monkeypatch.setattr("ops.promotion.local_image_id_problem", id_problem)
+    image = PromotedImage(repository="k8s-demo", tag="0.2", image_id=IMAGE_ID)
+    assert promoted_image_problem(image, "k8s-demo") == "rebuilt"
+    assert asked == [("k8s-demo", "0.2", IMAGE_ID)]
 
 
 # The stacks.
