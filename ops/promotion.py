@@ -39,7 +39,7 @@ from typing import Any
 
 from pulumi import automation as auto
 
-from components.settings import registry_host
+from components.values import registry_host
 from ops.image_check import local_image_id_problem, registry_digest_problem
 from ops.releases import DESTROY, UPDATE, Refusal, Release, release_message
 from project import IMAGE_TYPE, STACK_TYPE
