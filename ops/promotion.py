@@ -328,15 +328,19 @@ def promoted_image_problem(image: PromotedImage, target_repository: str) -> str 
     return local_image_id_problem(target_repository, image.tag, image.image_id)
 
 
+def provenance_text(source: str, release: int, image: PromotedImage) -> str:
+    """``promoted from dev release 7, sha256:…`` (a local image: ``…, image ID sha256:…``)."""
+    identity = image.digest if image.pushed else f"image ID {image.image_id}"
+    return f"promoted from {source} release {release}, {identity}"
+
+
 def promotion_message(source: str, release: int, image: PromotedImage, target_repository: str, target: str) -> str:
     """TO's update message: the provenance, then the image as ``make up`` names it (so ``make history`` reads it).
 
     ``promoted from dev release 7, sha256:…: image registry/k8s-demo:0.2, stack prod``; a local image says
     ``image ID sha256:…``.
     """
-    identity = image.digest if image.pushed else f"image ID {image.image_id}"
-    action = f"promoted from {source} release {release}, {identity}"
-    return release_message(action, target_repository, image.tag, target)
+    return release_message(provenance_text(source, release, image), target_repository, image.tag, target)
 
 
 @dataclass(frozen=True)
@@ -370,6 +374,11 @@ class Promotion:
     target_repository: str
     config: Mapping[str, str]
     message: str
+
+    @property
+    def provenance(self) -> str:
+        """Where the image comes from, as TO's release records it: ``promoted from dev release 7, sha256:…``."""
+        return provenance_text(self.source, self.release.number, self.image)
 
     @property
     def reference(self) -> str:

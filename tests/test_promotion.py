@@ -367,6 +367,16 @@ def test_a_pushed_promotion_sets_the_tag_and_the_digest() -> None:
     assert promotion.reference == f"{REGISTRY_REPO}@{DIGEST}"
 
 
+def test_a_promotion_names_its_provenance() -> None:
+    (release,) = numbered(update("10:01", tag="0.2"))
+    image = PromotedImage(repository=REGISTRY_REPO, tag="0.2", digest=DIGEST)
+    promotion = plan_promotion(
+        source="dev", release=release, image=image, target="prod", target_repository=REGISTRY_REPO
+    )
+    assert promotion.provenance == f"promoted from dev release 1, {DIGEST}"
+    assert promotion.message.startswith(promotion.provenance + ": ")
+
+
 def test_a_local_promotion_sets_the_tag_and_clears_any_digest() -> None:
     (release,) = numbered(update("10:01", tag="0.2"))
     image = PromotedImage(repository="k8s-demo", tag="0.2", image_id=IMAGE_ID)
