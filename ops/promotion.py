@@ -42,7 +42,7 @@ from pulumi import automation as auto
 from components.values import registry_host
 from ops.image_check import local_image_id_problem, registry_digest_problem
 from ops.releases import DESTROY, UPDATE, Refusal, Release, release_message
-from project import IMAGE_TYPE, STACK_TYPE
+from project import IMAGE_TYPE, STACK_TYPE, config_key
 
 #: The stack output that names the image the Deployment runs (``__main__.py``).
 IMAGE_OUTPUT = "image"
@@ -361,6 +361,18 @@ def provenance_in_message(message: str) -> Provenance | None:
     if match is None:
         return None
     return Provenance(match["stack"], int(match["release"]), match["digest"])
+
+
+def stack_file_with(document: Mapping[str, Any] | None, config: Mapping[str, str]) -> dict[str, Any]:
+    """A stack config file's document (``Pulumi.<stack>.yaml``) with ``config`` (short keys) set, all else kept.
+
+    What TO's preview reads instead of its own file (``--config-file``), so the
+    preview sees the promoted config while nothing is written to TO's file.
+    ``document`` None is a stack without a file (its config is Pulumi.yaml's defaults).
+    """
+    copy = dict(document or {})
+    copy["config"] = {**(copy.get("config") or {}), **{config_key(key): value for key, value in config.items()}}
+    return copy
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,6 +27,7 @@ from ops.promotion import (
     recorded_resources,
     release_resources,
     rollbacks_after,
+    stack_file_with,
     target_repository_problem,
 )
 from ops.releases import Refusal, Release, release_message, releases, tag_in_message
@@ -420,3 +421,22 @@ def test_the_provenance_and_the_tag_read_back_from_the_message(image: PromotedIm
 
 def test_other_messages_carry_no_provenance() -> None:
     assert provenance_in_message(release_message("pulumi up", "k8s-demo", "0.2", "dev")) is None
+
+
+# The preview's copy of TO's config file.
+
+
+def test_the_previews_config_file_sets_the_promoted_keys_and_keeps_the_rest() -> None:
+    document: dict[str, Any] = {
+        "encryptionsalt": "v1:abc",
+        "config": {"k8s-demo:replicas": 4, "k8s-demo:imageTag": "0.1"},
+    }
+    assert stack_file_with(document, {"imageTag": "0.2", "imageDigest": DIGEST}) == {
+        "encryptionsalt": "v1:abc",
+        "config": {"k8s-demo:replicas": 4, "k8s-demo:imageTag": "0.2", "k8s-demo:imageDigest": DIGEST},
+    }
+    assert document["config"]["k8s-demo:imageTag"] == "0.1"
+
+
+def test_a_stack_without_a_file_gets_one_with_the_promoted_keys() -> None:
+    assert stack_file_with(None, {"imageTag": "0.2"}) == {"config": {"k8s-demo:imageTag": "0.2"}}
