@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
-from ops.promotion import (
+from ops.releases.model import Refusal, Release, release_message, releases, tag_in_message
+from ops.releases.promotion import (
     DIGEST_KEY,
     PromotedImage,
     Provenance,
@@ -30,7 +31,6 @@ from ops.promotion import (
     stack_file_with,
     target_repository_problem,
 )
-from ops.releases import Refusal, Release, release_message, releases, tag_in_message
 from project import IMAGE_TYPE, STACK_TYPE
 from tests.releases_fakes import no_git, update
 
@@ -300,7 +300,7 @@ def test_a_pushed_image_is_looked_up_by_digest_in_tos_registry(monkeypatch: pyte
         asked.append((repository, digest))
         return None
 
-    monkeypatch.setattr("ops.promotion.registry_digest_problem", digest_problem)
+    monkeypatch.setattr("ops.releases.promotion.registry_digest_problem", digest_problem)
     image = PromotedImage(repository=REGISTRY_REPO, tag="0.2", digest=DIGEST)
     assert promoted_image_problem(image, "registry.example.com/k8s-demo/k8s-demo") is None
     assert asked == [("registry.example.com/k8s-demo/k8s-demo", DIGEST)]
@@ -313,7 +313,7 @@ def test_a_local_image_is_looked_up_by_tag_and_image_id(monkeypatch: pytest.Monk
         asked.append((repository, tag, image_id))
         return "rebuilt"
 
-    monkeypatch.setattr("ops.promotion.local_image_id_problem", id_problem)
+    monkeypatch.setattr("ops.releases.promotion.local_image_id_problem", id_problem)
     image = PromotedImage(repository="k8s-demo", tag="0.2", image_id=IMAGE_ID)
     assert promoted_image_problem(image, "k8s-demo") == "rebuilt"
     assert asked == [("k8s-demo", "0.2", IMAGE_ID)]

@@ -41,7 +41,7 @@ from pulumi import automation as auto
 
 from components.values import registry_host
 from ops.image_check import local_image_id_problem, registry_digest_problem
-from ops.releases import DESTROY, UPDATE, Refusal, Release, release_message
+from ops.releases.model import DESTROY, UPDATE, Refusal, Release, release_message
 from project import IMAGE_TYPE, STACK_TYPE, config_key
 
 #: The stack output that names the image the Deployment runs (``__main__.py``).
