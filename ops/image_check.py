@@ -296,8 +296,13 @@ def local_image_id_problem(repository: str, tag: str, image_id: str, *, run: Run
     return None
 
 
-def check_image(repository: str, tag: str) -> str | None:
-    """The check for this repository: its registry when it names one, else the local Docker engine."""
+def check_image(repository: str, reference: str) -> str | None:
+    """The check for this repository: its registry when it names one, else the local Docker engine.
+
+    ``reference`` is a tag, or a manifest digest (``sha256:…``), which only a registry holds.
+    """
     if registry_host(repository) is not None:
-        return registry_tag_problem(repository, tag)
-    return local_tag_problem(repository, tag)
+        if reference.startswith("sha256:"):
+            return registry_digest_problem(repository, reference)
+        return registry_tag_problem(repository, reference)
+    return local_tag_problem(repository, reference)

@@ -12,8 +12,8 @@ from typing import Any
 from pulumi import automation as auto
 
 from ops.releases.command import UpOutcome
-from ops.releases.model import IMAGE_TAG_KEY
-from project import stack_file_config
+from ops.releases.model import IMAGE_DIGEST_KEY, IMAGE_TAG_KEY
+from project import config_key, stack_file_config
 
 #: ``pulumi stack history --json`` output captured from the sandbox (see tests/data/README.md).
 DATA = Path(__file__).resolve().parent / "data"
@@ -79,10 +79,16 @@ def update(
     commit: str = "",
     dirty: bool = False,
     message: str = "",
+    digest: str | None = None,
 ) -> auto.UpdateSummary:
-    """One history entry, as the CLI records it; ``start`` is ``HH:MM`` on a fixed day; ``tag`` None omits the key."""
+    """One history entry, as the CLI records it; ``start`` is ``HH:MM`` on a fixed day; ``tag`` None omits the key.
+
+    ``digest`` is the ``imageDigest`` it recorded; None omits the key, as history from before the key has it.
+    """
     environment = {"git.head": commit, "git.dirty": json.dumps(dirty)} if commit else {}
     config = {IMAGE_TAG_KEY: {"value": tag, "secret": False}} if tag is not None else {}
+    if digest is not None:
+        config[IMAGE_DIGEST_KEY] = {"value": digest, "secret": False}
     return auto.UpdateSummary(
         kind=kind,
         start_time=datetime.strptime(f"2026-11-27 {start}", "%Y-%m-%d %H:%M"),
@@ -113,6 +119,10 @@ class FakeStack:
     def set_image_tag(self, tag: str) -> None:
         self.calls.append(f"set imageTag={tag}")
         self.values[IMAGE_TAG_KEY] = tag
+
+    def set_config(self, key: str, value: str) -> None:
+        self.calls.append(f"set {key}={value}")
+        self.values[config_key(key)] = value
 
     def preview(self) -> None:
         self.calls.append("preview")

@@ -11,6 +11,7 @@ import pytest
 from ops.image_check import (
     MANIFEST_TYPES,
     Credentials,
+    check_image,
     docker_credentials,
     local_image_id_problem,
     local_tag_problem,
@@ -230,3 +231,10 @@ def test_a_local_tag_that_is_gone_is_reported_as_missing(monkeypatch: pytest.Mon
         "k8s-demo:0.2 is not an image in the default Docker engine (Error response from daemon: No such image: "
         "k8s-demo:0.2): build it, or choose a tag that is there"
     )
+
+
+def test_check_image_asks_a_registry_for_a_digest_by_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, str]] = []
+    monkeypatch.setattr("ops.image_check.registry_digest_problem", lambda repo, digest: asked.append((repo, digest)))
+    check_image(REPO, DIGEST)
+    assert asked == [(REPO, DIGEST)]

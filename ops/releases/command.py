@@ -33,6 +33,7 @@ from components.values import registry_host
 from ops import engine
 from ops.image_check import ImageCheck
 from ops.releases.model import (
+    IMAGE_DIGEST_KEY,
     IMAGE_TAG_KEY,
     AppVersionAt,
     AutoRollback,
@@ -50,7 +51,8 @@ from ops.releases.model import (
     running_release,
     table,
 )
-from project import APP_DIR, DEPLOYMENT_TYPE, IMAGE_TYPE, NAME, ROOT, VERSION_FILE
+from ops.releases.promotion import DIGEST_KEY
+from project import APP_DIR, DEPLOYMENT_TYPE, IMAGE_TYPE, NAME, ROOT, VERSION_FILE, config_key
 
 #: How to release again after an automatic rollback, in every such message.
 RELEASE_AGAIN = (
@@ -93,6 +95,10 @@ class Deployer(Protocol):
 
     def set_image_tag(self, tag: str) -> None:
         """Write ``imageTag`` to the stack's config."""
+        ...
+
+    def set_config(self, key: str, value: str) -> None:
+        """Write one plain value to the stack's config; ``key`` is short (``imageDigest``)."""
         ...
 
     def preview(self) -> None:
@@ -165,6 +171,9 @@ class PulumiStack:
 
     def set_image_tag(self, tag: str) -> None:
         engine.set_config(self._stack, IMAGE_TAG_KEY, tag)
+
+    def set_config(self, key: str, value: str) -> None:
+        engine.set_config(self._stack, config_key(key), value)
 
     def preview(self) -> None:
         engine.preview(self._stack, refresh=self._refresh, diff=True, on_output=print, on_error=_print_error)
@@ -293,10 +302,12 @@ def rollback(
     found = deployer.history()
     numbered = releases(found, app_version_at)
     target = rollback_target(value, numbered, running_release(found, numbered))
-    current = deployer.config().get(IMAGE_TAG_KEY, APP_VERSION_TAG)
-    settings = validated(deployer, app_version, imageTag=target.tag)
+    config = deployer.config()
+    current = config.get(IMAGE_TAG_KEY, APP_VERSION_TAG)
+    settings = validated(deployer, app_version, imageTag=target.tag, imageDigest=target.digest)
     if check is not None:
-        problem = check(settings.image_repository, target.tag)
+        # A promoted release is deployed again by its digest, which is what must still be there.
+        problem = check(settings.image_repository, target.digest or target.tag)
         if problem is not None:
             raise Refusal(problem)
 
@@ -304,6 +315,8 @@ def rollback(
     announce(f"Rolling back stack {deployer.name} to {settings.image_repository}:{target.tag}{origin}")
     action = f"rollback to release {target.release.number}" if target.release else "rollback to tag"
     deployer.set_image_tag(target.tag)
+    if config.get(IMAGE_DIGEST_KEY, "") != target.digest:
+        deployer.set_config(DIGEST_KEY, target.digest)
     outcome = deployer.up(release_message(action, settings.image_repository, target.tag, deployer.name))
     return RollbackResult(deployer.name, target, current, len(numbered) + 1, outcome)
 
@@ -390,13 +403,15 @@ def up(
     failed = f"release {len(before) + 1} (tag {settings.image_tag})"
     if not settings.rollback_on_failure:
         return UpResult(settings, outcome, failed)
-    decision = auto_rollback_target(before, settings.image_tag)
+    decision = auto_rollback_target(before, settings.image_tag, settings.image_digest)
     if decision.release is None or decision.release.image_tag is None:
         return UpResult(settings, outcome, failed, decision)
 
     last, tag = decision.release, decision.release.image_tag
     announce(f"\nThe rollout of {failed} failed; rolling back to release {last.number} (tag {tag}).\n")
     deployer.set_image_tag(tag)
+    if last.recorded_digest != settings.image_digest:
+        deployer.set_config(DIGEST_KEY, last.recorded_digest)
     action = f"automatic rollback to release {last.number} after {failed} failed"
     again = deployer.up(release_message(action, settings.image_repository, tag, deployer.name))
     return UpResult(settings, outcome, failed, decision, again, len(before) + 2)
