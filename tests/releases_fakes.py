@@ -11,8 +11,9 @@ from typing import Any
 
 from pulumi import automation as auto
 
+from ops import engine
 from ops.releases.command import UpOutcome
-from ops.releases.model import IMAGE_DIGEST_KEY, IMAGE_TAG_KEY
+from ops.releases.model import IMAGE_DIGEST_KEY, IMAGE_TAG_KEY, Release
 from project import config_key, stack_file_config
 
 #: ``pulumi stack history --json`` output captured from the sandbox (see tests/data/README.md).
@@ -109,9 +110,24 @@ class FakeStack:
     calls: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     name: str = "dev"
+    #: The resources of its current state, and of the state each release (by number) left, as a backend kept it.
+    state: list[Mapping[str, Any]] = field(default_factory=list)
+    recorded: dict[int, list[Mapping[str, Any]]] = field(default_factory=dict)
+    #: What ``preview_with`` reports.
+    preview_report: engine.Report = field(default_factory=lambda: engine.Report(summary=engine.Summary({"same": 7})))
 
     def history(self) -> list[auto.UpdateSummary]:
         return list(self.summaries)
+
+    def resources(self) -> list[Mapping[str, Any]]:
+        return list(self.state)
+
+    def recorded_resources(self, release: Release) -> list[Mapping[str, Any]] | None:
+        return self.recorded.get(release.number)
+
+    def preview_with(self, config: Mapping[str, str]) -> engine.Report:
+        self.calls.append("preview with " + ", ".join(f"{k}={v}" for k, v in config.items()))
+        return self.preview_report
 
     def config(self) -> dict[str, str]:
         return dict(self.values)

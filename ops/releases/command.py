@@ -21,11 +21,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import pulumi
+import yaml
 from pulumi import automation as auto
 
 from components.settings import APP_VERSION_TAG, Settings, StackConfig, load_settings
@@ -51,7 +54,7 @@ from ops.releases.model import (
     running_release,
     table,
 )
-from ops.releases.promotion import DIGEST_KEY
+from ops.releases.promotion import DIGEST_KEY, history_dir, recorded_resources, stack_file_with
 from project import APP_DIR, DEPLOYMENT_TYPE, IMAGE_TYPE, NAME, ROOT, VERSION_FILE, config_key
 
 #: How to release again after an automatic rollback, in every such message.
@@ -175,6 +178,25 @@ class PulumiStack:
     def set_config(self, key: str, value: str) -> None:
         engine.set_config(self._stack, config_key(key), value)
 
+    def resources(self) -> list[Mapping[str, Any]]:
+        return engine.resources(self._stack)
+
+    def recorded_resources(self, release: Release) -> list[Mapping[str, Any]] | None:
+        """The state ``release``'s update left, as a file backend keeps a copy of it; None for another backend."""
+        directory = history_dir(engine.backend_url(self._stack), NAME, self.name)
+        return recorded_resources(directory, release) if directory is not None and directory.is_dir() else None
+
+    def preview_with(self, config: Mapping[str, str]) -> engine.Report:
+        """The stack's preview with ``config`` (short keys) set in a copy of its config file: nothing is written."""
+        stack_file = Path(self._stack.workspace.work_dir) / f"Pulumi.{self.name}.yaml"
+        document = yaml.safe_load(stack_file.read_text(encoding="utf-8")) if stack_file.is_file() else None
+        with tempfile.TemporaryDirectory(prefix="promote-") as directory:
+            copy = Path(directory) / stack_file.name
+            copy.write_text(yaml.safe_dump(stack_file_with(document, config), sort_keys=False), encoding="utf-8")
+            return engine.preview(
+                self._stack, refresh=self._refresh, diff=True, config_file=copy, on_output=print, on_error=_print_error
+            )
+
     def preview(self) -> None:
         engine.preview(self._stack, refresh=self._refresh, diff=True, on_output=print, on_error=_print_error)
 
@@ -211,6 +233,22 @@ def git_app_version_at(commit: str) -> str | None:
         return None
     version = shown.stdout.strip()
     return version if shown.returncode == 0 and version else None
+
+
+def git_tag_commit(name: str) -> str | None:
+    """The commit the git tag ``name`` points at in the project's repository, or None when there is no such tag."""
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"refs/tags/{name}^{{commit}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except FileNotFoundError:
+        return None
+    commit = found.stdout.strip()
+    return commit if found.returncode == 0 and commit else None
 
 
 def validated(deployer: Deployer, app_version: str, **overrides: str) -> Settings:
