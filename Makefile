@@ -86,6 +86,11 @@ promote: login ## Deploy to TO exactly the image of FROM's newest good release (
 	$(BIN)/python -m ops.releases promote --from '$(FROM)' --to '$(TO)' $(if $(REL),--release '$(REL)') \
 	    $(if $(PREVIEW),--preview) $(if $(filter command line,$(origin OUT)),--out '$(OUT)') $(ARGS)
 
+# A refreshing preview that writes no state (README, "Drift watch"). ops.drift exits 0 (no drift), 1 (drift), 2 (the
+# check failed); make turns 1 and 2 into its own 2, so OUT=<file.json> also writes the verdict, exitCode included.
+drift: login ## Has STACK drifted from its last update? Prints the drift section; OUT=<file.json> for scripts
+	$(BIN)/python -m ops.drift --stack $(STACK) $(if $(filter command line,$(origin OUT)),--out '$(OUT)')
+
 preview: stack ## Show what `make up` would change
 	pulumi preview --stack $(STACK) --diff $(ARGS)
 

@@ -15,8 +15,17 @@ An error wins over drift: a preview that failed may have read only part of the c
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from ops.preview.__main__ import run_preview
+from ops.preview.comment import drift_section
+from ops.preview.report import Preview
+from project import ROOT
 
 #: Exit codes of ``make drift``.
 NO_DRIFT = 0
@@ -68,3 +77,47 @@ class DriftReport:
             "puts back what config says; to keep a change, write it into config first."
         )
         return "\n".join([verdict, "", *self.section])
+
+
+# ---------------------------------------------------------------------------
+# The command
+
+
+def judge(stack: str, preview: Preview) -> DriftReport:
+    """The verdict on one refreshing preview: what drifted, the PR comment's drift section, what failed."""
+    errors = [item.message for item in preview.errors]
+    if preview.failed and not errors:
+        errors = [preview.report.stderr.strip() or "the preview failed and the engine said nothing"]
+    drifted = preview.drift()
+    return DriftReport(stack=stack, drifted=len(drifted), section=drift_section(preview), errors=errors)
+
+
+def check(stack: str, project_dir: Path) -> DriftReport:
+    """Run the stack's refreshing preview (which writes no state) and judge it."""
+    return judge(stack, run_preview(stack, None, project_dir))
+
+
+def as_json(report: DriftReport) -> dict[str, object]:
+    """The verdict for scripts (``OUT=``): the stack, the exit code and the Markdown text."""
+    return {"stack": report.stack, "exitCode": report.exit_code, "drifted": report.drifted, "markdown": report.text()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; returns the exit code (0 no drift, 1 drift, 2 the check failed)."""
+    parser = argparse.ArgumentParser(prog="python -m ops.drift", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True, help="the stack to check")
+    parser.add_argument("--out", type=Path, help="also write the verdict as JSON (stack, exitCode, markdown)")
+    args = parser.parse_args(argv)
+    try:
+        report = check(args.stack, ROOT)
+    except FileNotFoundError:
+        report = DriftReport(stack=args.stack, drifted=0, section=(), errors=["the pulumi CLI is not on PATH"])
+    print(report.text(), file=sys.stderr if report.failed else sys.stdout)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(as_json(report), indent=2) + "\n", encoding="utf-8")
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

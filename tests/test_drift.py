@@ -1,7 +1,7 @@
 """``make drift``'s verdict: exit 0 none, 1 drift (with the PR comment's drift section), 2 the check failed.
 
-Decided over previews captured from the real CLI against the sandbox
-(tests/data/pr_comment/, see tests/test_pr_comment.py): a clean stack, one
+Judged over the engine events of real previews recorded against the sandbox
+(tests/data/pr_comment/, see tests/test_preview_comment.py): a clean stack, one
 after `kubectl rollout undo`, and one whose config the program refuses.
 """
 
@@ -12,20 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from ops.drift import DRIFT, ERROR, NO_DRIFT, DriftReport, exit_code
-from ops.pr_comment import Preview, drift_section
+from ops.drift import DRIFT, ERROR, NO_DRIFT, DriftReport, as_json, exit_code, judge
+from ops.preview.__main__ import recorded_preview
+from ops.preview.comment import drift_section
 
 DATA = Path(__file__).parent / "data" / "pr_comment"
 
 
 def recorded(case: str, stack: str = "dev") -> DriftReport:
-    """The drift report of a captured ``pulumi preview --refresh``: drift, its section, and its errors."""
-    preview = Preview.parse(json.loads((DATA / f"{case}.json").read_text(encoding="utf-8")))
-    failed_cli = (DATA / f"{case}.exitcode").read_text(encoding="utf-8").strip() != "0"
-    errors = [item.message for item in preview.errors]
-    if failed_cli and not errors:
-        errors = ["the preview exited non-zero"]
-    return DriftReport(stack=stack, drifted=len(preview.drift()), section=drift_section(preview), errors=errors)
+    return judge(stack, recorded_preview(DATA / f"{case}.events.jsonl"))
 
 
 @pytest.mark.parametrize(
@@ -55,7 +50,7 @@ def test_a_stack_after_kubectl_rollout_undo_exits_1_naming_each_field() -> None:
 
 
 def test_drift_prints_the_pr_comments_drift_section_as_it_is() -> None:
-    preview = Preview.parse(json.loads((DATA / "drift.json").read_text(encoding="utf-8")))
+    preview = recorded_preview(DATA / "drift.events.jsonl")
     assert recorded("drift").text().splitlines()[2:] == drift_section(preview)
 
 
@@ -71,3 +66,9 @@ def test_an_error_wins_over_drift() -> None:
     report = DriftReport(stack="dev", drifted=1, section=["### Drift", "", "- x"], errors=["cluster unreachable"])
     assert report.exit_code == 2
     assert report.text().splitlines()[-3:] == ["### Drift", "", "- x"]
+
+
+def test_the_json_verdict_keeps_the_exit_code_make_cannot() -> None:
+    verdict = json.loads(json.dumps(as_json(recorded("drift"))))
+    assert (verdict["stack"], verdict["exitCode"], verdict["drifted"]) == ("dev", 1, 1)
+    assert verdict["markdown"] == recorded("drift").text()
