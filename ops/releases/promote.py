@@ -61,11 +61,7 @@ class Source(Protocol):
 
 
 class Target(Deployer, Protocol):
-    """What promotion does to TO: a ``Deployer``, whose config it sets and which it previews with other config."""
-
-    def set_config(self, key: str, value: str) -> None:
-        """Write one plain value (short key) to the stack's config."""
-        ...
+    """What promotion does to TO: a ``Deployer`` (whose config it sets), which it also previews with other config."""
 
     def preview_with(self, config: Mapping[str, str]) -> engine.Report:
         """Preview the stack as if ``config`` (short keys) were set, writing nothing."""
@@ -145,7 +141,11 @@ def preview_comment(result: PromoteResult, app_version: str) -> str:
 
 
 def print_promote(result: PromoteResult, *, out: Path | None = None, app_version: str = "") -> int:
-    """Print how the promotion went (in preview mode, write TO's preview comment to ``out``); its exit status."""
+    """Print how the promotion went; its exit status.
+
+    In preview mode, ``out`` (default None: none) receives TO's preview as a PR comment, which needs
+    ``app_version`` (app/VERSION's) to tell a build from an existing tag.
+    """
     promotion = result.promotion
     if result.preview is not None and out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
