@@ -17,6 +17,10 @@ ARGS ?=
 # make rollback TO=<release number or tag>; make history JSON=1 prints JSON.
 TO ?=
 JSON ?=
+# make promote FROM=<stack> TO=<stack> [REL=<release number or git tag>] [PREVIEW=1 [OUT=<file.md>]]
+FROM ?=
+REL ?=
+PREVIEW ?=
 
 # No account needed: state goes to a file backend inside the project unless
 # PULUMI_BACKEND_URL names another backend. That local backend encrypts
@@ -28,7 +32,7 @@ export PULUMI_CONFIG_PASSPHRASE :=
 endif
 endif
 
-.PHONY: help venv up preview destroy login stack history rollback test lint typecheck unit bench-mocks \
+.PHONY: help venv up preview destroy login stack history rollback promote drift test lint typecheck unit bench-mocks \
         sandbox-tools sandbox sandbox-down sandbox-registry sandbox-registry-down e2e bench render checks checks-venv \
         workflow-checks pr-comment pr-preview
 
@@ -74,6 +78,18 @@ history: login ## STACK's releases, newest first (JSON=1 for JSON)
 rollback: login ## Deploy the tag of release TO=<number>, or TO=<tag>; waits for the rollout
 	@test -n "$(TO)" || { echo "make rollback needs TO=<release number or tag> (see make history)" >&2; exit 2; }
 	$(BIN)/python -m ops.releases rollback --stack $(STACK) --to '$(TO)' $(ARGS)
+
+# Promotion (README, "From a pull request to prod"): never creates a stack; ARGS=--yes skips the confirmation.
+# OUT (with PREVIEW=1) is passed only when given on the command line: its default is the PR comment's file.
+promote: login ## Deploy to TO exactly the image of FROM's newest good release (REL=<n or git tag>); PREVIEW=1 changes nothing
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "make promote needs FROM=<stack> TO=<stack> [REL=<release number or git tag>] [PREVIEW=1]" >&2; exit 2; }
+	$(BIN)/python -m ops.releases promote --from '$(FROM)' --to '$(TO)' $(if $(REL),--release '$(REL)') \
+	    $(if $(PREVIEW),--preview) $(if $(filter command line,$(origin OUT)),--out '$(OUT)') $(ARGS)
+
+# A refreshing preview that writes no state (README, "Drift watch"). ops.drift exits 0 (no drift), 1 (drift), 2 (the
+# check failed); make turns 1 and 2 into its own 2, so OUT=<file.json> also writes the verdict, exitCode included.
+drift: login ## Has STACK drifted from its last update? Prints the drift section; OUT=<file.json> for scripts
+	$(BIN)/python -m ops.drift --stack $(STACK) $(if $(filter command line,$(origin OUT)),--out '$(OUT)')
 
 preview: stack ## Show what `make up` would change
 	pulumi preview --stack $(STACK) --diff $(ARGS)

@@ -19,6 +19,7 @@ settings = load_settings(
 image_args = AppImageArgs(
     repository=settings.image_repository,
     tag=settings.image_tag,
+    digest=settings.image_digest,
     app_version=settings.app_version,
     context=APP_DIR,
 )

@@ -17,16 +17,21 @@ class AppImageArgs:
 
     ``context`` is the build context, relative to the project root (where
     Pulumi runs the program), so the recorded path is the same on every machine.
+    ``digest`` (default ``""``, none) pins a pushed image by its manifest digest:
+    it is deployed as ``<repository>@<digest>`` and nothing is built.
     """
 
     repository: str
     tag: str
     app_version: str
     context: str
+    digest: str = ""
 
     def __post_init__(self) -> None:
         if not self.tag or self.tag == "latest":
             raise ValueError(f"tag must name a version, got {self.tag!r}")
+        if self.digest and registry_host(self.repository) is None:
+            raise ValueError(f"a digest pins a pushed image; {self.repository!r} names no registry host")
 
     @property
     def reference(self) -> str:
@@ -35,8 +40,11 @@ class AppImageArgs:
 
     @property
     def build(self) -> bool:
-        """Only today's version is built: an older tag must never be rebuilt from today's code."""
-        return self.tag == self.app_version
+        """Only today's version is built: an older tag must never be rebuilt from today's code.
+
+        A pinned digest is never built either: it names an image that exists, which a build could only replace.
+        """
+        return self.tag == self.app_version and not self.digest
 
     @property
     def push(self) -> bool:
@@ -48,8 +56,9 @@ class AppImage(pulumi.ComponentResource):
     """Builds ``app/`` with pulumi-docker when the tag is the app's version; otherwise builds nothing.
 
     ``image_ref`` is what the cluster should run: the pushed digest
-    (``repo@sha256:…``) for a pushed build, so even a rebuilt tag rolls out;
-    ``repo:tag`` for a local build or an existing tag (rollback).
+    (``repo@sha256:…``) for a pushed build, so even a rebuilt tag rolls out,
+    and the pinned digest of a promotion; ``repo:tag`` for a local build or an
+    existing tag (rollback).
     """
 
     image_ref: pulumi.Output[str]
@@ -66,6 +75,8 @@ class AppImage(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.image_ref = image.repo_digest if args.push else image.image_name
+        elif args.digest:
+            self.image_ref = pulumi.Output.from_input(f"{args.repository}@{args.digest}")
         else:
             self.image_ref = pulumi.Output.from_input(args.reference)
         self.built = pulumi.Output.from_input(args.build)

@@ -39,6 +39,8 @@ from pydantic_core import PydanticCustomError
 
 from components.rollout import RolloutPlan
 from components.values import (
+    DIGEST,
+    DIGEST_RULE,
     DNS_LABEL,
     DNS_LABEL_MAX,
     HOSTNAME_OR_IP,
@@ -56,6 +58,7 @@ from components.values import (
     is_zero,
     parse_int_or_percent,
     quantity_value,
+    registry_host,
 )
 
 #: ``imageTag`` marker (Pulumi.yaml's default): deploy, and build, the app's own version.
@@ -71,6 +74,8 @@ IMAGE_TAG_RULE = f"{TAG_RULE}, or {APP_VERSION_TAG!r} for the app's version"
 # The same grammars, or the marker of Pulumi.yaml's default.
 _TAG_OR_MARKER = rf"^(?:{TAG.pattern[1:-1]}|{re.escape(APP_VERSION_TAG)})$"
 _DNS_LABEL_OR_MARKER = rf"^(?:{DNS_LABEL.pattern[1:-1]}|{re.escape(DERIVED_NAMESPACE)})$"
+# A digest, or the empty default: none.
+_DIGEST_OR_NONE = rf"^(?:{DIGEST.pattern[1:-1]})?$"
 # The two spellings of a boolean the Pulumi CLI passes for a ``type: boolean`` key.
 _BOOLEANS = {"true": True, "false": False}
 
@@ -96,6 +101,7 @@ def _rules(project: str) -> dict[str, str]:
             "must be a lowercase image name such as 'k8s-demo' or 'registry.example.com/team/k8s-demo', "
             "without tag or digest"
         ),
+        "imageDigest": DIGEST_RULE,
         "replicas": _integer(0),
         "maxSurge": _INT_OR_PERCENT_RULE,
         "maxUnavailable": _INT_OR_PERCENT_RULE,
@@ -187,6 +193,7 @@ class ConfigKeys(BaseModel):
 
     image_tag: Annotated[str, Field(pattern=_TAG_OR_MARKER)]
     image_repository: Annotated[str, Field(pattern=REPOSITORY.pattern)]
+    image_digest: Annotated[str, Field(pattern=_DIGEST_OR_NONE)]
     replicas: Annotated[WholeNumber, Field(ge=0)]
     max_surge: Annotated[IntOrPercent, BeforeValidator(_int_or_percent)]
     max_unavailable: Annotated[IntOrPercent, BeforeValidator(_int_or_percent)]
@@ -208,6 +215,19 @@ class ConfigKeys(BaseModel):
         if resolved == "latest":
             raise _problem("imageTag", resolved, LATEST_REFUSED)
         return resolved
+
+    @field_validator("image_digest")
+    @classmethod
+    def _digest_of_a_pushed_image(cls, digest: str, info: ValidationInfo) -> str:
+        # A local image has no manifest in any registry: its digest would name nothing the cluster can pull.
+        repository = info.data.get("image_repository")
+        if digest and repository is not None and registry_host(repository) is None:
+            allowed = (
+                f"pins a pushed image, but {_context(info)['namespace']}:imageRepository = {repository!r} names no "
+                "registry host; set a registry repository, or '' to deploy by tag"
+            )
+            raise _problem("imageDigest", digest, allowed)
+        return digest
 
     @field_validator("max_unavailable")
     @classmethod
@@ -262,6 +282,7 @@ class Settings:
     """Everything the program needs from stack config, validated.
 
     ``image_tag`` is the tag to deploy, the ``app/VERSION`` marker resolved;
+    ``image_digest`` the manifest digest that pins it (a promotion), empty for none;
     ``namespace`` is the namespace to create, its marker resolved;
     ``node_port`` None lets the cluster assign one. ``rollout`` holds the
     replicas and the rolling update. ``rollback_on_failure`` is read only by
@@ -273,6 +294,7 @@ class Settings:
     app_version: str
     image_repository: str
     image_tag: str
+    image_digest: str
     rollout: RolloutPlan
     node_port: int | None
     node_address: str
@@ -395,6 +417,7 @@ def load_settings(
         app_version=app_version,
         image_repository=keys.image_repository,
         image_tag=keys.image_tag,
+        image_digest=keys.image_digest,
         rollout=RolloutPlan(
             replicas=keys.replicas,
             max_surge=keys.max_surge,

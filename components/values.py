@@ -32,6 +32,10 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 #: An image repository: ``k8s-demo``, ``registry.example.com/team/k8s-demo``; no tag, no digest.
 REPOSITORY = re.compile(rf"^(?:{_HOST}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
 #: A DNS-1123 label's characters (its 63-character limit is checked apart, with its own message).
+#: A content digest as registries name manifests: ``sha256:`` and 64 lowercase hex digits.
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: What ``imageDigest`` may be.
+DIGEST_RULE = "must be a manifest digest: 'sha256:' and 64 lowercase hex digits, or '' for none"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 #: The longest DNS-1123 label.
 DNS_LABEL_MAX = 63

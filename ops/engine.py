@@ -291,6 +291,17 @@ def open_stack(name: str, *, create: bool, work_dir: Path = ROOT) -> auto.Stack:
         raise NoSuchStack(name) from None
 
 
+def stack_names(work_dir: Path = ROOT) -> list[str]:
+    """The short names of the project's stacks in the current backend (``pulumi stack ls``)."""
+    workspace = auto.LocalWorkspace(work_dir=str(work_dir))
+    return [summary.name.rsplit("/", 1)[-1] for summary in workspace.list_stacks()]
+
+
+def backend_url(stack: auto.Stack) -> str:
+    """The URL of the backend the stack lives in (``pulumi whoami``): ``file://…``, ``s3://…``, ``https://…``."""
+    return stack.workspace.who_am_i().url or ""
+
+
 def history(stack: auto.Stack) -> list[auto.UpdateSummary]:
     """Every recorded operation of the stack, newest first, all pages (the CLI shows the newest 10 unless paged)."""
     found: list[auto.UpdateSummary] = []
@@ -353,11 +364,14 @@ def preview(
     on_output: Output | None = None,
     on_error: Output | None = None,
     on_event: Callable[[auto.EngineEvent], None] | None = None,
+    config_file: Path | None = None,
 ) -> Report:
     """``pulumi preview``: what an update would do. A failed preview is a report too (``Report.failed``).
 
     ``on_output`` receives the engine's display (``diff`` adds each resource's
     diff), ``on_error`` the CLI's stderr, ``on_event`` every engine event as it comes.
+    ``config_file`` is read instead of the stack's own config file (``--config-file``).
+    A preview records nothing: neither what its refresh read nor a history entry.
     """
     recorder = _Recorder(on_error)
 
@@ -374,6 +388,7 @@ def preview(
             on_output=on_output,
             on_error=recorder.error,
             on_event=each,
+            config_file=str(config_file) if config_file is not None else None,
         )
     except auto.CommandError:
         return recorder.report(command_failed=True)

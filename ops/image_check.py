@@ -1,12 +1,13 @@
-"""Does an image tag exist where the cluster will pull it from? Checked before a rollback changes anything.
+"""Does an image exist where the cluster will pull it from? Checked before a rollback or promotion changes anything.
 
 - A repository with a registry host (``registry.example.com/team/k8s-demo``):
-  the registry HTTP API v2, ``HEAD /v2/<name>/manifests/<tag>``, with Docker's
+  the registry HTTP API v2, ``HEAD /v2/<name>/manifests/<tag or digest>``, with Docker's
   credentials for that host if there are any (``~/.docker/config.json``: an
   ``auths`` entry, or a ``credHelpers``/``credsStore`` helper), following the
   registry's ``WWW-Authenticate`` challenge (Bearer token or Basic).
 - A local repository (``k8s-demo``): ``docker image inspect <repo>:<tag>``,
-  through the docker CLI, which honours ``DOCKER_HOST`` and Docker contexts.
+  through the docker CLI, which honours ``DOCKER_HOST`` and Docker contexts;
+  for a promotion also that the tag still names the image ID the release built.
 
 Each check returns None when the tag exists, else the problem in one sentence.
 """
@@ -139,12 +140,40 @@ def registry_tag_problem(
     credentials: Callable[[str], Credentials | None] = docker_credentials,
 ) -> str | None:
     """None when ``repository:tag`` exists in its registry (``HEAD /v2/<name>/manifests/<tag>``), else why not."""
+    return _manifest_problem(repository, tag, http=http, credentials=credentials)
+
+
+def registry_digest_problem(
+    repository: str,
+    digest: str,
+    *,
+    http: Http = urllib_http,
+    credentials: Callable[[str], Credentials | None] = docker_credentials,
+) -> str | None:
+    """None when the manifest ``digest`` (``sha256:…``) is in ``repository``'s registry, else why not.
+
+    ``HEAD /v2/<name>/manifests/<digest>``: a registry answers 200 only for a
+    manifest it holds under that repository, whatever its tags say now.
+    """
+    return _manifest_problem(repository, digest, http=http, credentials=credentials)
+
+
+def _manifest_problem(
+    repository: str,
+    reference: str,
+    *,
+    http: Http,
+    credentials: Callable[[str], Credentials | None],
+) -> str | None:
+    """HEAD the manifest ``reference`` (a tag, or a ``sha256:`` digest) of ``repository``; None when it is there."""
     host = registry_host(repository)
     if host is None:
         raise ValueError(f"{repository!r} names no registry host")
     name = _repository_name(host, repository)
-    url = f"{_api_base(host)}/v2/{name}/manifests/{urllib.parse.quote(tag, safe='')}"
-    reference = f"{repository}:{tag}"
+    by_digest = reference.startswith("sha256:")
+    # A digest keeps its colon, as the distribution spec writes it; a tag has none to escape.
+    url = f"{_api_base(host)}/v2/{name}/manifests/{urllib.parse.quote(reference, safe=':' if by_digest else '')}"
+    image = f"{repository}@{reference}" if by_digest else f"{repository}:{reference}"
     headers = {"Accept": MANIFEST_TYPES}
     try:
         status, response_headers, _ = http("HEAD", url, headers)
@@ -152,19 +181,28 @@ def registry_tag_problem(
             authorization = _authorize(response_headers, host, http, credentials)
             if authorization is None:
                 return (
-                    f"{reference}: the registry {host} wants credentials and Docker has none for it "
-                    f"(docker login {host})"
+                    f"{image}: the registry {host} wants credentials and Docker has none for it (docker login {host})"
                 )
             status, _, _ = http("HEAD", url, {**headers, "Authorization": authorization})
     except OSError as error:
-        return f"{reference}: could not reach the registry {host} ({error})"
+        return f"{image}: could not reach the registry {host} ({error})"
+    return _status_problem(status, image, host, by_digest=by_digest)
+
+
+def _status_problem(status: int, image: str, host: str, *, by_digest: bool) -> str | None:
+    """What the registry's answer to a manifest HEAD means; None when it holds the manifest."""
     if status == 200:
         return None
+    if status == 404 and by_digest:
+        return (
+            f"{image} is not in the registry {host}: copy that digest there first "
+            "(for example `crane copy` or `skopeo copy`), or promote to a stack that pulls from where it is"
+        )
     if status == 404:
-        return f"{reference} is not in the registry {host}: push it first, or choose a tag that is there"
+        return f"{image} is not in the registry {host}: push it first, or choose a tag that is there"
     if status in (401, 403):
-        return f"{reference}: the registry {host} refused Docker's credentials (HTTP {status}; docker login {host})"
-    return f"{reference}: the registry {host} answered HTTP {status}"
+        return f"{image}: the registry {host} refused Docker's credentials (HTTP {status}; docker login {host})"
+    return f"{image}: the registry {host} answered HTTP {status}"
 
 
 def _challenge(headers: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -199,18 +237,25 @@ def _authorize(
 NO_SUCH_IMAGE = "No such image"
 #: Runs a command, returning (exit status, stderr). Injected in tests.
 Run = Callable[[list[str]], tuple[int, str]]
+#: Runs a command, returning (exit status, stdout, stderr). Injected in tests.
+RunOutput = Callable[[list[str]], tuple[int, str, str]]
+
+
+def _run_output(command: list[str]) -> tuple[int, str, str]:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False)
+    return result.returncode, result.stdout, result.stderr
 
 
 def _run(command: list[str]) -> tuple[int, str]:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False)
-    return result.returncode, result.stderr
+    status, _, stderr = _run_output(command)
+    return status, stderr
 
 
 def local_tag_problem(repository: str, tag: str, *, run: Run = _run) -> str | None:
     """None when ``repository:tag`` is in the local Docker engine (``docker image inspect``), else why not."""
     reference = f"{repository}:{tag}"
     try:
-        status, stderr = run(["docker", "image", "inspect", "--format", "{{.Id}}", reference])
+        status, stderr = run(_inspect(reference))
     except FileNotFoundError:
         return (
             f"{reference}: cannot check the local Docker engine: no docker CLI on PATH (ARGS=--no-image-check skips it)"
@@ -225,8 +270,39 @@ def local_tag_problem(repository: str, tag: str, *, run: Run = _run) -> str | No
     return f"{reference} is not an image in {engine} ({detail}): build it, or choose a tag that is there"
 
 
-def check_image(repository: str, tag: str) -> str | None:
-    """The check for this repository: its registry when it names one, else the local Docker engine."""
+def _inspect(reference: str) -> list[str]:
+    return ["docker", "image", "inspect", "--format", "{{.Id}}", reference]
+
+
+def local_image_id_problem(repository: str, tag: str, image_id: str, *, run: RunOutput = _run_output) -> str | None:
+    """None when ``repository:tag`` in the local Docker engine is the image ``image_id``, else why not.
+
+    A local tag can be rebuilt; only the image ID says it is still the image a release ran.
+    """
+    reference = f"{repository}:{tag}"
+    try:
+        status, stdout, stderr = run(_inspect(reference))
+    except FileNotFoundError:
+        return f"{reference}: cannot check the local Docker engine: no docker CLI on PATH"
+    if status != 0:
+        return local_tag_problem(repository, tag, run=lambda _: (status, stderr))
+    found = stdout.strip()
+    if found != image_id:
+        engine = os.environ.get("DOCKER_HOST", "the default Docker engine")
+        return (
+            f"{reference} in {engine} is image {found}, not {image_id}, the image the release ran: "
+            "the tag was rebuilt since; promote a release of the image the tag names now, or build it again"
+        )
+    return None
+
+
+def check_image(repository: str, reference: str) -> str | None:
+    """The check for this repository: its registry when it names one, else the local Docker engine.
+
+    ``reference`` is a tag, or a manifest digest (``sha256:…``), which only a registry holds.
+    """
     if registry_host(repository) is not None:
-        return registry_tag_problem(repository, tag)
-    return local_tag_problem(repository, tag)
+        if reference.startswith("sha256:"):
+            return registry_digest_problem(repository, reference)
+        return registry_tag_problem(repository, reference)
+    return local_tag_problem(repository, reference)

@@ -11,9 +11,10 @@ from typing import Any
 
 from pulumi import automation as auto
 
+from ops import engine
 from ops.releases.command import UpOutcome
-from ops.releases.model import IMAGE_TAG_KEY
-from project import stack_file_config
+from ops.releases.model import IMAGE_DIGEST_KEY, IMAGE_TAG_KEY, Release
+from project import config_key, stack_file_config
 
 #: ``pulumi stack history --json`` output captured from the sandbox (see tests/data/README.md).
 DATA = Path(__file__).resolve().parent / "data"
@@ -79,10 +80,16 @@ def update(
     commit: str = "",
     dirty: bool = False,
     message: str = "",
+    digest: str | None = None,
 ) -> auto.UpdateSummary:
-    """One history entry, as the CLI records it; ``start`` is ``HH:MM`` on a fixed day; ``tag`` None omits the key."""
+    """One history entry, as the CLI records it; ``start`` is ``HH:MM`` on a fixed day; ``tag`` None omits the key.
+
+    ``digest`` is the ``imageDigest`` it recorded; None omits the key, as history from before the key has it.
+    """
     environment = {"git.head": commit, "git.dirty": json.dumps(dirty)} if commit else {}
     config = {IMAGE_TAG_KEY: {"value": tag, "secret": False}} if tag is not None else {}
+    if digest is not None:
+        config[IMAGE_DIGEST_KEY] = {"value": digest, "secret": False}
     return auto.UpdateSummary(
         kind=kind,
         start_time=datetime.strptime(f"2026-11-27 {start}", "%Y-%m-%d %H:%M"),
@@ -103,9 +110,24 @@ class FakeStack:
     calls: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     name: str = "dev"
+    #: The resources of its current state, and of the state each release (by number) left, as a backend kept it.
+    state: list[Mapping[str, Any]] = field(default_factory=list)
+    recorded: dict[int, list[Mapping[str, Any]]] = field(default_factory=dict)
+    #: What ``preview_with`` reports.
+    preview_report: engine.Report = field(default_factory=lambda: engine.Report(summary=engine.Summary({"same": 7})))
 
     def history(self) -> list[auto.UpdateSummary]:
         return list(self.summaries)
+
+    def resources(self) -> list[Mapping[str, Any]]:
+        return list(self.state)
+
+    def recorded_resources(self, release: Release) -> list[Mapping[str, Any]] | None:
+        return self.recorded.get(release.number)
+
+    def preview_with(self, config: Mapping[str, str]) -> engine.Report:
+        self.calls.append("preview with " + ", ".join(f"{k}={v}" for k, v in config.items()))
+        return self.preview_report
 
     def config(self) -> dict[str, str]:
         return dict(self.values)
@@ -113,6 +135,10 @@ class FakeStack:
     def set_image_tag(self, tag: str) -> None:
         self.calls.append(f"set imageTag={tag}")
         self.values[IMAGE_TAG_KEY] = tag
+
+    def set_config(self, key: str, value: str) -> None:
+        self.calls.append(f"set {key}={value}")
+        self.values[config_key(key)] = value
 
     def preview(self) -> None:
         self.calls.append("preview")

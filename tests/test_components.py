@@ -114,6 +114,26 @@ def test_pushed_image_ref_is_the_digest(mocks: ClusterMocks) -> pulumi.Output[No
     return image.image_ref.apply(check)
 
 
+@pulumi.runtime.test
+def test_a_pinned_digest_is_deployed_and_nothing_is_built(mocks: ClusterMocks) -> pulumi.Output[None]:
+    digest = "sha256:" + "ab" * 32
+    args = AppImageArgs(
+        repository="localhost:5000/k8s-demo", tag="0.2", app_version="0.2", context="app", digest=digest
+    )
+    image = AppImage("unit", args)
+
+    def check(values: list[object]) -> None:
+        assert values == [f"localhost:5000/k8s-demo@{digest}", False]
+        assert [r for r in mocks.resources if r.type == IMAGE_TYPE] == []
+
+    return pulumi.Output.all(image.image_ref, image.built).apply(check)
+
+
+def test_image_args_refuse_a_digest_for_a_local_image() -> None:
+    with pytest.raises(ValueError, match="a digest pins a pushed image; 'k8s-demo' names no registry host"):
+        AppImageArgs(repository="k8s-demo", tag="0.2", app_version="0.2", context="app", digest="sha256:" + "ab" * 32)
+
+
 @pytest.mark.parametrize("tag", ["", "latest"])
 def test_image_args_refuse_unnamed_versions(tag: str) -> None:
     with pytest.raises(ValueError, match="tag must name a version"):

@@ -136,3 +136,25 @@ def test_errors_are_kept_by_resource() -> None:
     assert [item.message for item in report.diagnostics_on(IMAGE_URN)] == ["push refused"]
     assert [item.urn for item in report.errors] == [IMAGE_URN]
     assert IMAGE_TYPE in IMAGE_URN
+
+
+class PreviewingStack:
+    """An Automation API stack whose ``preview`` records its options and reports nothing."""
+
+    def __init__(self) -> None:
+        self.options: dict[str, object] = {}
+
+    def preview(self, **options: object) -> None:
+        self.options = options
+
+
+def test_a_preview_can_read_another_config_file(tmp_path: Path) -> None:
+    stack = PreviewingStack()
+    engine.preview(cast(auto.Stack, stack), config_file=tmp_path / "Pulumi.prod.yaml")
+    assert stack.options["config_file"] == str(tmp_path / "Pulumi.prod.yaml")
+
+
+def test_a_preview_reads_the_stacks_own_config_file_by_default() -> None:
+    stack = PreviewingStack()
+    engine.preview(cast(auto.Stack, stack))
+    assert stack.options["config_file"] is None

@@ -8,10 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from ops.image_check import MANIFEST_TYPES, Credentials, docker_credentials, local_tag_problem, registry_tag_problem
+from ops.image_check import (
+    MANIFEST_TYPES,
+    Credentials,
+    check_image,
+    docker_credentials,
+    local_image_id_problem,
+    local_tag_problem,
+    registry_digest_problem,
+    registry_tag_problem,
+)
 
 REPO = "registry.example.com/team/k8s-demo"
 MANIFEST_URL = "https://registry.example.com/v2/team/k8s-demo/manifests/0.1"
+DIGEST = "sha256:" + "ab" * 32
+IMAGE_ID = "sha256:" + "cd" * 32
 BEARER = (
     'Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:team/k8s-demo:pull"'
 )
@@ -160,3 +171,70 @@ def test_no_docker_cli_is_reported() -> None:
     assert local_tag_problem("k8s-demo", "0.1", run=run) == (
         "k8s-demo:0.1: cannot check the local Docker engine: no docker CLI on PATH (ARGS=--no-image-check skips it)"
     )
+
+
+# Promotion: a manifest by digest, and a local tag's image ID.
+
+
+def test_a_digest_in_the_registry_is_asked_for_by_digest() -> None:
+    registry = Registry((200, {}, b""))
+    assert registry_digest_problem(REPO, DIGEST, http=registry, credentials=anonymous) is None
+    assert registry.requests == [
+        ("HEAD", f"https://registry.example.com/v2/team/k8s-demo/manifests/{DIGEST}", {"Accept": MANIFEST_TYPES})
+    ]
+
+
+def test_a_digest_missing_from_the_registry_says_to_copy_it() -> None:
+    registry = Registry((404, {}, b""))
+    assert registry_digest_problem(REPO, DIGEST, http=registry, credentials=anonymous) == (
+        f"{REPO}@{DIGEST} is not in the registry registry.example.com: copy that digest there first "
+        "(for example `crane copy` or `skopeo copy`), or promote to a stack that pulls from where it is"
+    )
+
+
+def test_a_digest_behind_a_bearer_challenge_is_asked_for_with_the_token() -> None:
+    registry = Registry((401, {"WWW-Authenticate": BEARER}, b""), (200, {}, b'{"token": "t0k"}'), (404, {}, b""))
+    problem = registry_digest_problem(REPO, DIGEST, http=registry, credentials=alice)
+    assert registry.requests[2][2]["Authorization"] == "Bearer t0k"
+    assert problem is not None
+    assert problem.startswith(f"{REPO}@{DIGEST} is not in the registry")
+
+
+def test_a_local_tag_naming_the_released_image_id_passes() -> None:
+    def run(command: list[str]) -> tuple[int, str, str]:
+        return 0, f"{IMAGE_ID}\n", ""
+
+    assert local_image_id_problem("k8s-demo", "0.2", IMAGE_ID, run=run) is None
+
+
+def test_a_local_tag_rebuilt_since_the_release_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    other = "sha256:" + "ef" * 32
+
+    def run(command: list[str]) -> tuple[int, str, str]:
+        return 0, f"{other}\n", ""
+
+    assert local_image_id_problem("k8s-demo", "0.2", IMAGE_ID, run=run) == (
+        f"k8s-demo:0.2 in the default Docker engine is image {other}, not {IMAGE_ID}, the image the release ran: "
+        "the tag was rebuilt since; promote a release of the image the tag names now, or build it again"
+    )
+
+
+def test_a_local_tag_that_is_gone_is_reported_as_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+
+    def run(command: list[str]) -> tuple[int, str, str]:
+        return 1, "", "Error response from daemon: No such image: k8s-demo:0.2\n"
+
+    problem = local_image_id_problem("k8s-demo", "0.2", IMAGE_ID, run=run)
+    assert problem == (
+        "k8s-demo:0.2 is not an image in the default Docker engine (Error response from daemon: No such image: "
+        "k8s-demo:0.2): build it, or choose a tag that is there"
+    )
+
+
+def test_check_image_asks_a_registry_for_a_digest_by_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, str]] = []
+    monkeypatch.setattr("ops.image_check.registry_digest_problem", lambda repo, digest: asked.append((repo, digest)))
+    check_image(REPO, DIGEST)
+    assert asked == [(REPO, DIGEST)]

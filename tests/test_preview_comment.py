@@ -141,6 +141,30 @@ def test_pushed_image_shows_its_digest() -> None:
     assert lines[-1] == f"- digest: `sha256:{'ab' * 32}`"
 
 
+def _promoted_settings(digest: str) -> Settings:
+    values = {
+        **stack_file_config("prod"),
+        config_key("imageTag"): "0.3",
+        config_key("imageDigest"): digest,
+    }
+    return load_settings(StackConfig(NAME, values), project=NAME, stack="prod", app_version="0.3")
+
+
+def test_a_pinned_digest_is_no_build_even_under_the_apps_version() -> None:
+    digest = "sha256:" + "ab" * 32
+    pinned = f"registry.example.com/k8s-demo/k8s-demo@{digest}"
+    lines = image_section(_promoted_settings(digest), _deployment("k8s-demo:0.2", pinned))
+    assert lines[3] == f"- pinned digest, nothing is built (imageTag 0.3, imageDigest {digest})"
+
+
+def test_a_promotion_names_where_its_image_comes_from() -> None:
+    digest = "sha256:" + "ab" * 32
+    pinned = f"registry.example.com/k8s-demo/k8s-demo@{digest}"
+    provenance = f"promoted from dev release 7, {digest}"
+    lines = image_section(_promoted_settings(digest), _deployment("k8s-demo:0.2", pinned), provenance)
+    assert lines[3] == f"- promoted from dev release 7, {digest}; nothing is built (imageTag 0.3, imageDigest pinned)"
+
+
 def test_digest_not_pushed_yet_says_when_it_is_known() -> None:
     lines = image_section(_settings("0.3", "0.3"), _deployment("k8s-demo:0.2", UNKNOWN))
     assert lines[-1] == "- digest: known once the image is pushed, during the update"

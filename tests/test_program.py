@@ -21,6 +21,7 @@ from project import (
     NETWORK_POLICY_TYPE,
     ROOT,
     SERVICE_TYPE,
+    config_key,
     stack_file_config,
 )
 
@@ -190,6 +191,16 @@ def test_rollback_by_tag_keeps_the_repository(run_dev_with: Callable[..., Progra
     run = run_dev_with(imageTag="0.1", imageRepository="registry.example.com/k8s-demo")
     assert run.of_type(IMAGE_TYPE) == []
     assert container(run)["image"] == "registry.example.com/k8s-demo:0.1"
+
+
+def test_a_promoted_digest_is_deployed_as_is_and_nothing_is_built() -> None:
+    # A promotion pins the digest dev ran, even under the tag prod would otherwise build.
+    digest = "sha256:" + "cd" * 32
+    keys = {config_key("imageTag"): APP_VERSION, config_key("imageDigest"): digest}
+    run = run_program("prod", {**stack_file_config("prod"), **keys})
+    assert run.of_type(IMAGE_TYPE) == []
+    assert container(run)["image"] == f"registry.example.com/k8s-demo/k8s-demo@{digest}"
+    assert run.outputs["imageBuilt"] is False
 
 
 # Rows 10 and 12: the cause of each change is recorded on the Deployment.

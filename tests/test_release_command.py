@@ -168,6 +168,54 @@ def test_the_image_check_gets_the_stack_repository_and_the_tag() -> None:
     assert asked == [("registry.example.com/team/k8s-demo", "0.2")]
 
 
+# A stack whose releases were promotions: each pinned a digest (imageDigest), which a rollback restores.
+
+PROMOTED = "registry.example.com/team/k8s-demo"
+DIGEST_1, DIGEST_2 = "sha256:" + "01" * 32, "sha256:" + "02" * 32
+
+
+def promoted_releases() -> FakeStack:
+    stack = FakeStack([update("10:01", tag="0.1", digest=DIGEST_1), update("10:02", tag="0.2", digest=DIGEST_2)])
+    stack.values.update({"k8s-demo:imageRepository": PROMOTED, IMAGE_TAG_KEY: "0.2", "k8s-demo:imageDigest": DIGEST_2})
+    return stack
+
+
+def test_rollback_to_a_promoted_release_pins_its_digest_again() -> None:
+    stack = promoted_releases()
+    stack.outcomes = [OK]
+    assert rollback(stack, "1") == 0
+    assert stack.calls == ["set imageTag=0.1", f"set imageDigest={DIGEST_1}", "up"]
+
+
+def test_rollback_by_tag_unpins_the_digest() -> None:
+    stack = promoted_releases()
+    stack.outcomes = [OK]
+    assert rollback(stack, "0.1") == 0
+    assert stack.calls == ["set imageTag=0.1", "set imageDigest=", "up"]
+
+
+def test_the_image_check_of_a_promoted_release_asks_for_its_digest() -> None:
+    stack = promoted_releases()
+    stack.outcomes = [OK]
+    asked: list[tuple[str, str]] = []
+
+    def check(repository: str, reference: str) -> str | None:
+        asked.append((repository, reference))
+        return None
+
+    rollback(stack, "1", check=check)
+    assert asked == [(PROMOTED, DIGEST_1)]
+
+
+def test_a_failed_rollout_rolls_back_to_the_last_good_digest() -> None:
+    stack = promoted_releases()
+    stack.values[IMAGE_TAG_KEY] = "0.3"
+    stack.values["k8s-demo:imageDigest"] = "sha256:" + "03" * 32
+    stack.outcomes = [ROLLOUT_FAILED, OK]
+    assert up(stack) == 1
+    assert stack.calls == ["up", "set imageTag=0.2", f"set imageDigest={DIGEST_2}", "up"]
+
+
 def test_a_rollback_into_invalid_config_is_refused_and_changes_nothing() -> None:
     stack = three_releases()
     stack.values["k8s-demo:replicas"] = "many"

@@ -29,6 +29,7 @@ from ops.releases.model import (
 from tests.releases_fakes import no_git, update
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+DIGEST = "sha256:" + "ab" * 32
 
 
 def committed(version: str) -> AppVersionAt:
@@ -185,6 +186,7 @@ def test_json_form_of_a_release() -> None:
         "time": "2026-11-27T10:01:00Z",
         "imageTag": "0.1",
         "recordedImageTag": "0.1",
+        "imageDigest": "",
         "tagSource": "imageTag",
         "result": "succeeded",
         "commit": COMMIT,
@@ -280,6 +282,30 @@ def test_auto_rollback_never_redeploys_the_failed_tag() -> None:
     decision = auto_rollback_target(before, "0.1")
     assert decision.release is None
     assert decision.why_not.startswith("release 1, the last that succeeded, runs the same tag 0.1")
+
+
+def test_auto_rollback_takes_the_same_tag_at_another_digest() -> None:
+    # A promotion of a rebuilt tag failed: the last good release ran that tag at its own digest.
+    before = numbered(update("10:01", tag="0.1", digest=DIGEST))
+    decision = auto_rollback_target(before, "0.1", "sha256:" + "99" * 32)
+    assert decision.release is not None
+    assert decision.release.recorded_digest == DIGEST
+
+
+def test_auto_rollback_never_redeploys_the_failed_digest() -> None:
+    before = numbered(update("10:01", tag="0.1", digest=DIGEST))
+    assert auto_rollback_target(before, "0.1", DIGEST).release is None
+
+
+def test_a_release_records_the_digest_its_update_pinned() -> None:
+    (found,) = numbered(update("10:01", tag="0.1", digest=DIGEST))
+    assert (found.recorded_digest, found.as_json()["imageDigest"]) == (DIGEST, DIGEST)
+
+
+def test_rolling_back_to_the_running_tag_at_another_digest_is_allowed() -> None:
+    found = numbered(update("10:01", tag="0.1", digest=DIGEST), update("10:02", tag="0.1", digest=""))
+    target = rollback_target("1", found, found[-1])
+    assert (target.tag, target.digest) == ("0.1", DIGEST)
 
 
 def test_auto_rollback_has_no_target_when_the_last_good_tag_is_unknown() -> None:

@@ -126,6 +126,26 @@ def test_timeouts_derive_from_rollout_settings(load: Load) -> None:
     assert (settings.rollout.progress_deadline_seconds, settings.rollout.most_wait_seconds) == (30, 105)
 
 
+def test_no_digest_is_pinned_by_default(load: Load) -> None:
+    assert load().image_digest == ""
+
+
+def test_a_digest_pins_a_pushed_image(load: Load) -> None:
+    digest = "sha256:" + "ab" * 32
+    settings = load(imageRepository="registry.example.com/k8s-demo", imageTag="0.1", imageDigest=digest)
+    assert (settings.image_tag, settings.image_digest) == ("0.1", digest)
+
+
+def test_a_digest_for_a_local_image_is_refused(load: Load) -> None:
+    digest = "sha256:" + "ab" * 32
+    expected = (
+        rf"k8s-demo:imageDigest = '{digest}': pins a pushed image, but k8s-demo:imageRepository = 'k8s-demo' "
+        r"names no registry host; set a registry repository, or '' to deploy by tag"
+    )
+    with pytest.raises(pulumi.RunError, match=expected):
+        load(imageDigest=digest)
+
+
 def test_change_cause_names_tag_and_stack(load: Load) -> None:
     assert load(imageTag="0.1").change_cause == "pulumi up: image k8s-demo:0.1, stack dev"
 
@@ -140,6 +160,9 @@ BAD = [
     ("imageRepository", "K8s-Demo", "lowercase image name"),
     ("imageRepository", "k8s-demo:0.1", "without tag or digest"),
     ("imageRepository", "", "lowercase image name"),
+    ("imageDigest", "sha256:abc", "manifest digest: 'sha256:' and 64 lowercase hex digits, or '' for none"),
+    ("imageDigest", "sha256:" + "AB" * 32, "64 lowercase hex digits"),
+    ("imageDigest", "k8s-demo@sha256:" + "ab" * 32, "manifest digest"),
     ("replicas", "ten", "integer >= 0"),
     ("replicas", "-1", "integer >= 0"),
     ("replicas", "1.5", "integer >= 0"),
@@ -231,7 +254,7 @@ def test_stack_config_refuses_an_unknown_key() -> None:
 # lists them from PULUMI_CONFIG, where the language host puts the whole stack config.
 
 UNKNOWN_REPLICA = (
-    "k8s-demo:replica = '3': unknown key; known keys are: imageTag, imageRepository, replicas, maxSurge, "
+    "k8s-demo:replica = '3': unknown key; known keys are: imageTag, imageRepository, imageDigest, replicas, maxSurge, "
     "maxUnavailable, minReadySeconds, podReadyTimeoutSeconds, nodePort, nodeAddress, namespace, cpuRequest, "
     "cpuLimit, memoryRequest, memoryLimit, rollbackOnFailure"
 )
@@ -292,8 +315,8 @@ def test_every_missing_key_is_named_with_its_rule() -> None:
     with pytest.raises(pulumi.RunError) as caught:
         load_settings(StackConfig("k8s-demo", {}), project="k8s-demo", stack="dev", app_version="0.2")
     lines = str(caught.value).splitlines()
-    assert lines[0] == "invalid configuration for stack 'dev' (15 problems); nothing was changed:"
-    assert lines[3] == "  - k8s-demo:replicas is not set: must be an integer >= 0 (its default is in Pulumi.yaml)"
+    assert lines[0] == "invalid configuration for stack 'dev' (16 problems); nothing was changed:"
+    assert lines[4] == "  - k8s-demo:replicas is not set: must be an integer >= 0 (its default is in Pulumi.yaml)"
 
 
 def test_a_value_is_reported_as_given_before_it_is_trimmed(load: Load) -> None:

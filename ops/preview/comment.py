@@ -112,12 +112,20 @@ def summary_line(stack: str, preview: Preview) -> str:
     return f"**{stack}**: {changes}; rollout: {rollout}."
 
 
-def image_section(settings: Settings, deployment: Step | None) -> list[str]:
-    """Old -> new image, built or an existing tag, and the digest of a pushed image."""
+def image_section(settings: Settings, deployment: Step | None, provenance: str = "") -> list[str]:
+    """Old -> new image, built or an existing tag or a pinned digest, and the digest of a pushed image.
+
+    ``provenance`` is where a promoted image comes from (``promoted from dev release 7, sha256:…``),
+    empty for any other preview.
+    """
     new = _container_image(deployment.inputs("new")) if deployment else None
     old = _container_image(deployment.outputs("old") or deployment.inputs("old")) if deployment else None
-    built = settings.image_tag == settings.app_version
-    if built:
+    built = settings.image_tag == settings.app_version and not settings.image_digest
+    if provenance:
+        source = f"{provenance}; nothing is built (imageTag {settings.image_tag}, imageDigest pinned)"
+    elif settings.image_digest:
+        source = f"pinned digest, nothing is built (imageTag {settings.image_tag}, imageDigest {settings.image_digest})"
+    elif built:
         source = f"built from `app/` (imageTag {settings.image_tag} = app/VERSION)"
     else:
         source = f"existing tag, nothing is built (imageTag {settings.image_tag}, app/VERSION {settings.app_version})"
@@ -313,8 +321,11 @@ def diff_section(preview: Preview, budget: int, stack: str) -> list[str]:
 # The comment
 
 
-def render(stack: str, preview: Preview, app_version: str) -> str:
-    """The comment's Markdown, at most ``GITHUB_COMMENT_LIMIT`` characters; ``app_version`` is app/VERSION's."""
+def render(stack: str, preview: Preview, app_version: str, *, provenance: str = "") -> str:
+    """The comment's Markdown, at most ``GITHUB_COMMENT_LIMIT`` characters; ``app_version`` is app/VERSION's.
+
+    ``provenance`` names where a promoted image comes from, in the image section (``make promote PREVIEW=1``).
+    """
     settings: Settings | None = None
     config_error: pulumi.RunError | None = None
     try:
@@ -340,7 +351,7 @@ def render(stack: str, preview: Preview, app_version: str) -> str:
     deployment = preview.deployment()
     head += [summary_line(stack, preview), ""]
     for section in (
-        image_section(settings, deployment),
+        image_section(settings, deployment, provenance),
         rollout_section(settings, deployment),
         drift_section(preview),
         policy_section(policy, preview),

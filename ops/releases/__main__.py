@@ -5,6 +5,8 @@ Usage (the make targets pass the stack)::
     python -m ops.releases history  --stack dev [--json]
     python -m ops.releases rollback --stack dev --to <release number or tag> [--no-image-check]
     python -m ops.releases up       --stack dev [--yes] [--refresh] [--message TEXT]
+    python -m ops.releases promote  --from dev --to prod [--release <number or git tag>] [--preview [--out FILE]]
+                                    [--yes] [--no-image-check]
 
 Exit status: 0 done, 1 the update failed or was declined, 2 refused before anything changed.
 """
@@ -13,10 +15,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from ops import engine
 from ops.image_check import check_image
-from ops.releases.command import PulumiStack, git_app_version_at, history_command, rollback_command, up_command
+from ops.releases.command import (
+    PulumiStack,
+    git_app_version_at,
+    git_tag_commit,
+    history_command,
+    rollback_command,
+    up_command,
+)
 from ops.releases.model import Refusal
+from ops.releases.promote import print_promote, promote
+from ops.releases.promotion import check_stacks, promoted_image_problem
 from project import read_app_version
 
 
@@ -26,7 +39,7 @@ def ask_terminal() -> bool:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line: three subcommands, each with ``--stack``."""
+    """The command line: ``history``, ``rollback`` and ``up``, each with ``--stack``; ``promote`` with two stacks."""
     top = argparse.ArgumentParser(prog="python -m ops.releases", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
     history = commands.add_parser("history", help="the stack's releases, newest first")
@@ -44,6 +57,22 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--message", "-m", help="the update's message (default: the change-cause, naming the image)")
     for command in (history, rollback, up):
         command.add_argument("--stack", default="dev", help="the stack (default: dev)")
+    promote_parser = commands.add_parser("promote", help="deploy to one stack exactly the image of another's release")
+    promote_parser.add_argument("--from", dest="source", required=True, help="the stack whose release is promoted")
+    promote_parser.add_argument("--to", dest="target", required=True, help="the stack that gets it")
+    promote_parser.add_argument(
+        "--release", help="a release number of --from, or a git tag (default: its newest release that succeeded)"
+    )
+    promote_parser.add_argument(
+        "--preview", action="store_true", help="print the plan and --to's preview; change nothing"
+    )
+    promote_parser.add_argument("--out", type=Path, help="with --preview: write --to's preview as a PR comment here")
+    promote_parser.add_argument("--yes", "-y", action="store_true", help="skip the preview and the confirmation")
+    promote_parser.add_argument(
+        "--no-image-check",
+        action="store_true",
+        help="skip checking that --to's registry (or Docker engine) has exactly the image",
+    )
     return top
 
 
@@ -62,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                 app_version_at=git_app_version_at,
                 check=None if args.no_image_check else check_image,
             )
+        if args.command == "promote":
+            return _promote(args, app_version)
         if not args.yes and not sys.stdin.isatty():
             # As `pulumi up` does without a terminal: refuse before anything runs.
             raise Refusal("no terminal to confirm the update on; pass --yes (make up ARGS=--yes)")
@@ -76,6 +107,27 @@ def main(argv: list[str] | None = None) -> int:
     except Refusal as refusal:
         print(f"error: {refusal}\nNothing was changed.", file=sys.stderr)
         return 2
+
+
+def _promote(args: argparse.Namespace, app_version: str) -> int:
+    """``make promote``: refused before anything changes unless both stacks exist and differ."""
+    if args.out is not None and not args.preview:
+        raise Refusal("--out writes the preview's comment: it goes with --preview (make promote PREVIEW=1 OUT=...)")
+    check_stacks(args.source, args.target, engine.stack_names())
+    if not (args.yes or args.preview) and not sys.stdin.isatty():
+        raise Refusal("no terminal to confirm the promotion on; pass --yes (make promote ARGS=--yes), or PREVIEW=1")
+    result = promote(
+        PulumiStack.open(args.source, create=False),
+        PulumiStack.open(args.target, create=False),
+        args.release,
+        app_version=app_version,
+        app_version_at=git_app_version_at,
+        tag_commit=git_tag_commit,
+        check=None if args.no_image_check else promoted_image_problem,
+        preview_only=args.preview,
+        confirm=None if args.yes else ask_terminal,
+    )
+    return print_promote(result, out=args.out, app_version=app_version)
 
 
 if __name__ == "__main__":

@@ -21,11 +21,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import pulumi
+import yaml
 from pulumi import automation as auto
 
 from components.settings import APP_VERSION_TAG, Settings, StackConfig, load_settings
@@ -33,6 +36,7 @@ from components.values import registry_host
 from ops import engine
 from ops.image_check import ImageCheck
 from ops.releases.model import (
+    IMAGE_DIGEST_KEY,
     IMAGE_TAG_KEY,
     AppVersionAt,
     AutoRollback,
@@ -50,7 +54,8 @@ from ops.releases.model import (
     running_release,
     table,
 )
-from project import APP_DIR, DEPLOYMENT_TYPE, IMAGE_TYPE, NAME, ROOT, VERSION_FILE
+from ops.releases.promotion import DIGEST_KEY, history_dir, recorded_resources, stack_file_with
+from project import APP_DIR, DEPLOYMENT_TYPE, IMAGE_TYPE, NAME, ROOT, VERSION_FILE, config_key
 
 #: How to release again after an automatic rollback, in every such message.
 RELEASE_AGAIN = (
@@ -93,6 +98,10 @@ class Deployer(Protocol):
 
     def set_image_tag(self, tag: str) -> None:
         """Write ``imageTag`` to the stack's config."""
+        ...
+
+    def set_config(self, key: str, value: str) -> None:
+        """Write one plain value to the stack's config; ``key`` is short (``imageDigest``)."""
         ...
 
     def preview(self) -> None:
@@ -166,6 +175,28 @@ class PulumiStack:
     def set_image_tag(self, tag: str) -> None:
         engine.set_config(self._stack, IMAGE_TAG_KEY, tag)
 
+    def set_config(self, key: str, value: str) -> None:
+        engine.set_config(self._stack, config_key(key), value)
+
+    def resources(self) -> list[Mapping[str, Any]]:
+        return engine.resources(self._stack)
+
+    def recorded_resources(self, release: Release) -> list[Mapping[str, Any]] | None:
+        """The state ``release``'s update left, as a file backend keeps a copy of it; None for another backend."""
+        directory = history_dir(engine.backend_url(self._stack), NAME, self.name)
+        return recorded_resources(directory, release) if directory is not None and directory.is_dir() else None
+
+    def preview_with(self, config: Mapping[str, str]) -> engine.Report:
+        """The stack's preview with ``config`` (short keys) set in a copy of its config file: nothing is written."""
+        stack_file = Path(self._stack.workspace.work_dir) / f"Pulumi.{self.name}.yaml"
+        document = yaml.safe_load(stack_file.read_text(encoding="utf-8")) if stack_file.is_file() else None
+        with tempfile.TemporaryDirectory(prefix="promote-") as directory:
+            copy = Path(directory) / stack_file.name
+            copy.write_text(yaml.safe_dump(stack_file_with(document, config), sort_keys=False), encoding="utf-8")
+            return engine.preview(
+                self._stack, refresh=self._refresh, diff=True, config_file=copy, on_output=print, on_error=_print_error
+            )
+
     def preview(self) -> None:
         engine.preview(self._stack, refresh=self._refresh, diff=True, on_output=print, on_error=_print_error)
 
@@ -202,6 +233,22 @@ def git_app_version_at(commit: str) -> str | None:
         return None
     version = shown.stdout.strip()
     return version if shown.returncode == 0 and version else None
+
+
+def git_tag_commit(name: str) -> str | None:
+    """The commit the git tag ``name`` points at in the project's repository, or None when there is no such tag."""
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"refs/tags/{name}^{{commit}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except FileNotFoundError:
+        return None
+    commit = found.stdout.strip()
+    return commit if found.returncode == 0 and commit else None
 
 
 def validated(deployer: Deployer, app_version: str, **overrides: str) -> Settings:
@@ -293,10 +340,12 @@ def rollback(
     found = deployer.history()
     numbered = releases(found, app_version_at)
     target = rollback_target(value, numbered, running_release(found, numbered))
-    current = deployer.config().get(IMAGE_TAG_KEY, APP_VERSION_TAG)
-    settings = validated(deployer, app_version, imageTag=target.tag)
+    config = deployer.config()
+    current = config.get(IMAGE_TAG_KEY, APP_VERSION_TAG)
+    settings = validated(deployer, app_version, imageTag=target.tag, imageDigest=target.digest)
     if check is not None:
-        problem = check(settings.image_repository, target.tag)
+        # A promoted release is deployed again by its digest, which is what must still be there.
+        problem = check(settings.image_repository, target.digest or target.tag)
         if problem is not None:
             raise Refusal(problem)
 
@@ -304,6 +353,8 @@ def rollback(
     announce(f"Rolling back stack {deployer.name} to {settings.image_repository}:{target.tag}{origin}")
     action = f"rollback to release {target.release.number}" if target.release else "rollback to tag"
     deployer.set_image_tag(target.tag)
+    if config.get(IMAGE_DIGEST_KEY, "") != target.digest:
+        deployer.set_config(DIGEST_KEY, target.digest)
     outcome = deployer.up(release_message(action, settings.image_repository, target.tag, deployer.name))
     return RollbackResult(deployer.name, target, current, len(numbered) + 1, outcome)
 
@@ -390,13 +441,15 @@ def up(
     failed = f"release {len(before) + 1} (tag {settings.image_tag})"
     if not settings.rollback_on_failure:
         return UpResult(settings, outcome, failed)
-    decision = auto_rollback_target(before, settings.image_tag)
+    decision = auto_rollback_target(before, settings.image_tag, settings.image_digest)
     if decision.release is None or decision.release.image_tag is None:
         return UpResult(settings, outcome, failed, decision)
 
     last, tag = decision.release, decision.release.image_tag
     announce(f"\nThe rollout of {failed} failed; rolling back to release {last.number} (tag {tag}).\n")
     deployer.set_image_tag(tag)
+    if last.recorded_digest != settings.image_digest:
+        deployer.set_config(DIGEST_KEY, last.recorded_digest)
     action = f"automatic rollback to release {last.number} after {failed} failed"
     again = deployer.up(release_message(action, settings.image_repository, tag, deployer.name))
     return UpResult(settings, outcome, failed, decision, again, len(before) + 2)

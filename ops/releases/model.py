@@ -44,6 +44,8 @@ DESTROY = "destroy"
 SUCCEEDED = "succeeded"
 #: The full config key of the tag.
 IMAGE_TAG_KEY = config_key("imageTag")
+#: The full config key of a pinned manifest digest (``make promote`` sets it; empty for none).
+IMAGE_DIGEST_KEY = config_key("imageDigest")
 #: Length of a commit shown in the table, as ``git log --oneline`` shows it.
 SHORT_COMMIT = 7
 #: The Deployment condition reason of a stalled rollout.
@@ -96,7 +98,8 @@ class Release:
     ``image_tag`` is None when history cannot tell it; ``tag_source`` then
     says why, and otherwise where the tag came from. ``commit`` is the full
     git commit the update recorded, empty when there was none.
-    ``start_time`` is in UTC.
+    ``start_time`` is in UTC. ``recorded_digest`` is the ``imageDigest`` its
+    update recorded (the digest a promotion pinned), empty for none.
     """
 
     number: int
@@ -108,6 +111,7 @@ class Release:
     commit: str
     dirty: bool
     message: str
+    recorded_digest: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -130,6 +134,7 @@ class Release:
             "time": self.start_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "imageTag": self.image_tag,
             "recordedImageTag": self.recorded_tag,
+            "imageDigest": self.recorded_digest,
             "tagSource": self.tag_source,
             "result": self.result,
             "commit": self.commit,
@@ -186,6 +191,7 @@ def releases(history: Sequence[auto.UpdateSummary], app_version_at: AppVersionAt
         dirty = environment.get("git.dirty") == "true"
         message = update.message or ""
         recorded, tag, source = _tag_of(update.config or {}, message, commit, dirty, app_version_at)
+        digest = (update.config or {}).get(IMAGE_DIGEST_KEY)
         found.append(
             Release(
                 number=number,
@@ -197,6 +203,7 @@ def releases(history: Sequence[auto.UpdateSummary], app_version_at: AppVersionAt
                 commit=commit,
                 dirty=dirty,
                 message=message.strip().split("\n", 1)[0],
+                recorded_digest=digest.value if digest is not None else "",
             )
         )
     return found
@@ -255,6 +262,11 @@ class Target:
     tag: str
     release: Release | None = None
 
+    @property
+    def digest(self) -> str:
+        """The digest the release pinned (a promotion), deployed again with its tag; empty for a tag."""
+        return self.release.recorded_digest if self.release is not None else ""
+
 
 def rollback_target(value: str, numbered: Sequence[Release], running: Release | None) -> Target:
     """The tag ``make rollback TO=<value>`` deploys; raises ``Refusal`` when there is none to deploy.
@@ -285,7 +297,7 @@ def rollback_target(value: str, numbered: Sequence[Release], running: Release | 
         if problem is not None:
             raise Refusal(f"TO={value!r} is neither a release number ({known}) nor a valid tag ({problem})")
         target = Target(value)
-    if running is not None and running.image_tag == target.tag:
+    if running is not None and (running.image_tag, running.recorded_digest) == (target.tag, target.digest):
         raise Refusal(f"tag {target.tag} is already running (release {running.number}); nothing to roll back")
     return target
 
@@ -298,13 +310,14 @@ class AutoRollback:
     why_not: str = ""
 
 
-def auto_rollback_target(before: Sequence[Release], failed_tag: str) -> AutoRollback:
+def auto_rollback_target(before: Sequence[Release], failed_tag: str, failed_digest: str = "") -> AutoRollback:
     """The last successful release before a failed rollout of ``failed_tag``, if deploying its tag can help.
 
     ``before`` are the releases before the failed update. There is no target
     when none succeeded, when its tag cannot be known, or when it is the
-    failed tag itself: then the failure came from another setting, and
-    deploying the same tag again would fail the same way.
+    failed image itself (the same tag and the same pinned digest,
+    ``failed_digest``, empty for none): then the failure came from another
+    setting, and deploying the same image again would fail the same way.
     """
     last = next((r for r in reversed(before) if r.succeeded), None)
     if last is None:
@@ -313,7 +326,7 @@ def auto_rollback_target(before: Sequence[Release], failed_tag: str) -> AutoRoll
         return AutoRollback(
             None, f"the tag of release {last.number}, the last that succeeded, is unknown: {last.tag_source}"
         )
-    if last.image_tag == failed_tag:
+    if (last.image_tag, last.recorded_digest) == (failed_tag, failed_digest):
         return AutoRollback(
             None,
             f"release {last.number}, the last that succeeded, runs the same tag {failed_tag}: "
