@@ -30,7 +30,7 @@ endif
 
 .PHONY: help venv up preview destroy login stack history rollback test lint typecheck unit bench-mocks \
         sandbox-tools sandbox sandbox-down sandbox-registry sandbox-registry-down e2e bench render checks checks-venv \
-        workflow-checks pr-comment pr-preview
+        shell-checks workflow-checks pr-comment pr-preview
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -117,7 +117,7 @@ render: venv ## Write STACK's Kubernetes manifests to build/manifests/STACK/, on
 	$(BIN)/python -m ops.render --stack $(STACK) --out $(MANIFESTS)
 
 # Offline: checkov must neither look for a newer version nor fetch Prisma Cloud data.
-checks: venv checks-venv ## Render dev, prod, pr-42; kubernetes-validate (1.29, 1.37), checkov, hadolint; workflow-checks
+checks: venv checks-venv ## Render dev, prod, pr-42; kubernetes-validate (1.29, 1.37), checkov, hadolint; shell-checks; workflow-checks
 	$(BIN)/python -m ops.render $(addprefix --stack ,$(CHECK_STACKS)) --out $(MANIFESTS)
 	for version in $(K8S_VERSIONS); do \
 	    $(CHECKS_BIN)/kubernetes-validate --strict --quiet -k $$version $(STACK_MANIFESTS); \
@@ -125,7 +125,24 @@ checks: venv checks-venv ## Render dev, prod, pr-42; kubernetes-validate (1.29, 
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKS_BIN)/checkov --quiet --compact \
 	    --skip-download --framework kubernetes dockerfile -f $(STACK_MANIFESTS) app/Dockerfile
 	$(CHECKS_BIN)/hadolint --failure-threshold style app/Dockerfile
+	$(MAKE) --no-print-directory shell-checks
 	$(MAKE) --no-print-directory workflow-checks
+
+# Every tracked shell script, found rather than listed, so a new one is checked too: each *.sh,
+# and each other file whose first line is a sh, bash or dash shebang (.ci/run). A file git tracks
+# but the work tree no longer has is skipped. -x with SCRIPTDIR follows each `. file` a script
+# sources, from the script's own directory; check-unassigned-uppercase also flags an upper-case
+# variable that is read but set nowhere (a sourced file's variable used without sourcing it).
+SHEBANG_SH := ^\#![[:space:]]*(/usr)?/bin/(env[[:space:]]+)?(ba|da)?sh([[:space:]]|$$)
+shell-checks: checks-venv ## shellcheck every tracked shell script (*.sh and sh/bash shebangs)
+	git ls-files -z | while IFS= read -r -d '' file; do \
+	    [ -f "$$file" ] || continue; \
+	    case "$$file" in \
+	        *.sh) echo "$$file" ;; \
+	        *) if head -n 1 "$$file" | grep -qE '$(SHEBANG_SH)'; then echo "$$file"; fi ;; \
+	    esac; \
+	done | xargs -r -d '\n' $(CHECKS_BIN)/shellcheck --external-sources --source-path=SCRIPTDIR \
+	    --severity=style --enable=check-unassigned-uppercase
 
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 ACTIONS := $(wildcard .github/actions/*/action.yml)
