@@ -29,7 +29,7 @@ endif
 endif
 
 .PHONY: help venv up preview destroy login stack history rollback test lint typecheck unit bench-mocks \
-        sandbox-tools sandbox sandbox-down sandbox-registry sandbox-registry-down e2e bench render checks checks-venv \
+        sandbox-tools sandbox sandbox-down sandbox-status sandbox-registry sandbox-registry-down e2e bench render checks checks-venv \
         shell-checks workflow-checks pr-comment pr-preview
 
 help: ## List the targets
@@ -171,24 +171,29 @@ bench-mocks: venv ## Time the program under mocks, per stack
 
 # Local Kubernetes sandbox: real API server, controllers, scheduler, one real node,
 # Pulumi engine and providers, built from Go modules and pinned commits; more nodes
-# are simulated by kwok (see sandbox/README.md).
+# are simulated by kwok (see sandbox/README.md). Each target is one command of the
+# sandbox's entry point, sandbox/sandbox.sh (--help lists them all).
+SANDBOX_CLI := bash sandbox/sandbox.sh
 sandbox-tools: ## Build the sandbox tools into a per-user cache (cold: about 27 min on 2 cores)
-	bash sandbox/build-tools.sh
+	$(SANDBOX_CLI) build
 
 sandbox: ## Start the sandbox (as root: cluster, real node, Docker engine); prints its kubeconfig path
-	bash sandbox/up.sh
+	$(SANDBOX_CLI) up
 
 sandbox-down: ## Stop the sandbox's node and engine, remove its cluster: the host as it was
-	bash sandbox/down.sh
+	$(SANDBOX_CLI) down
+
+sandbox-status: ## What of the sandbox runs (cluster, node, engine, registry); fails when it is not up
+	@$(SANDBOX_CLI) status
 
 # A registry on 127.0.0.1 for a stack that pushes (README, Registry stack). Only its address goes to
 # stdout: pulumi config set imageRepository "$$(make -s sandbox-registry)/k8s-demo".
 READ_ONLY ?=
 sandbox-registry: ## Start the sandbox's registry on 127.0.0.1; prints its address (READ_ONLY=1: it refuses pushes)
-	@bash sandbox/registry.sh start $(if $(READ_ONLY),--read-only)
+	@$(SANDBOX_CLI) registry start $(if $(READ_ONLY),--read-only)
 
 sandbox-registry-down: ## Stop the sandbox's registry (its images are kept)
-	@bash sandbox/registry.sh stop
+	@$(SANDBOX_CLI) registry stop
 
 # Three workers, one scenario file each at a time (--dist loadfile), each on a sandbox cluster
 # and Docker engine of its own (test_real_node.py's with the host's one real node): the scenarios
