@@ -199,9 +199,9 @@ sandbox-registry-down: ## Stop the sandbox's registry (its images are kept)
 # and Docker engine of its own (test_real_node.py's with the host's one real node): the scenarios
 # mostly wait on minReadySeconds, rollouts and timeouts, so three fit in 2 cores.
 # E2E_KUBECONFIG=<kubeconfig> runs them on that cluster and DOCKER_HOST's engine instead, and skips
-# those that need the sandbox itself (tests/e2e/conftest.py).
+# those that need the sandbox itself (tests/e2e/conftest.py); -rs lists them with their reasons.
 e2e: venv ## End-to-end suite: real pulumi up against the sandbox, or E2E_KUBECONFIG's cluster (needs make sandbox-tools)
-	$(BIN)/python -m pytest -m e2e tests/e2e -v -n 3 --dist loadfile
+	$(BIN)/python -m pytest -m e2e tests/e2e -v -rs -n 3 --dist loadfile
 
 bench: venv ## Sandbox benchmark: pulumi up vs kubectl apply, rollouts vs their floors, real traffic
 	$(BIN)/python -m tests.e2e.bench
