@@ -105,11 +105,11 @@ class Cluster:
         return self.sandbox is None
 
     def docker(self, *args: str) -> str:
-        """The docker client against the sandbox's engine only."""
+        """The docker client against this cluster's engine only."""
         return _checked(["docker", *args], env={**os.environ, "DOCKER_HOST": self.docker_host}, timeout=120)
 
     def images(self) -> set[str]:
-        """``repository:tag`` of every image in the sandbox's engine."""
+        """``repository:tag`` of every image in this cluster's engine."""
         return set(self.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").split())
 
     def kubectl(self, *args: str, timeout: float = 60) -> str:
