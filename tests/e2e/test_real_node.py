@@ -9,10 +9,13 @@ is read with an HTTP client.
 
 Every change after the first deploy runs under traffic (tests/e2e/traffic.py:
 40 requests/s, at most 4 in flight, a new connection each, to
-127.0.0.1:<nodePort> only), which goes on for a few seconds after the command
-returns. For each phase the tests check: no request failed; no request that
-started after the command returned was answered by another version; and in the
-failed rollout, no request reached the broken version. The steps build on each
+127.0.0.1:<nodePort> only), which goes on after the command returns until
+kube-proxy sends new connections to live pods only (the node's iptables rules
+no longer name a pod that is draining), and a few seconds more. For each phase
+the tests check: no request failed; kube-proxy dropped the draining pods within
+their drain (DRAIN_SECONDS of preStop) of the return, and no request started
+after that was answered by another version; and in the failed rollout, no
+request reached the broken version. The steps build on each
 other in file order; the last ones check ``sandbox/sandbox.sh status`` and
 ``env`` against the running sandbox, then run ``make sandbox-down`` and check
 that the host is as it was before the sandbox started.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,6 +36,7 @@ from typing import Any
 
 import pytest
 
+from components.webapp import DRAIN_SECONDS, SERVICE_NAME
 from tests.e2e.operator import COMMAND_TIMEOUT, command_env, make
 from tests.e2e.sandbox import (
     REPLICAS,
@@ -56,8 +61,15 @@ NS = "k8s-demo-dev"
 #: podReadyTimeoutSeconds for this stack: a real pod is ready in 1-4 s here, so 8 s is ample for a
 #: healthy rollout and makes the failed one give up after 7 * (8 + 3) = 77 s rather than 231 s.
 POD_READY = 8
-#: Seconds the traffic goes on after a command returns: what users see right after `up`.
+#: Seconds the traffic goes on once kube-proxy routes to live pods only, after a command returned.
 AFTER_RETURN = 3.0
+#: Seconds kube-proxy may take, after a command returned, to route to live pods only, before the phase gives up.
+PROXY_TIMEOUT = 60
+#: kube-proxy's rule for each endpoint a Service's new connections go to: "<ns>/<service>[:<port>] -> <ip>:<port>".
+SERVICE_TARGET = re.compile(
+    rf'^-A KUBE-SVC-\S+ -m comment --comment "{re.escape(NS)}/{re.escape(SERVICE_NAME)}(?::\S+)? -> ([0-9.]+):[0-9]+"',
+    re.M,
+)
 #: The broken release: its pods start and serve, but their health check fails, so they never get ready.
 BROKEN_VERSION = "0.3"
 #: Seconds after which a pod failing its liveness probe would have been restarted (5 + 3 x 10).
@@ -68,14 +80,22 @@ TRAFFIC_LOG = REPO / "build" / "e2e" / "real-node-traffic.txt"
 
 @dataclass
 class Phase:
-    """One change under traffic: the command's result, when it returned, and every request sent."""
+    """One change under traffic: the command's result, when it returned, when kube-proxy then routed to live pods
+    only, and every request sent."""
 
     done: subprocess.CompletedProcess[str]
     returned: float
+    proxied: float
     requests: list[Request]
 
-    def after_return(self) -> list[Request]:
-        return [r for r in self.requests if r.started > self.returned]
+    def after_proxied(self) -> list[Request]:
+        """The requests started once kube-proxy sent new connections to live pods only."""
+        return [r for r in self.requests if r.started > self.proxied]
+
+    @property
+    def proxy_lag(self) -> float:
+        """Seconds from the command's return until kube-proxy routed to live pods only."""
+        return self.proxied - self.returned
 
 
 @pytest.fixture(scope="module")
@@ -123,23 +143,43 @@ def get(port: int, path: str = "/") -> tuple[int, str]:
         connection.close()
 
 
+def routes_to_live_pods_only(cluster: Cluster) -> bool:
+    """Do the node's iptables rules, as the kernel has them now, send the Service's new connections to live pods only?
+
+    A pod that a rollout or scale-down deletes drains for DRAIN_SECONDS (preStop) while kube-proxy, at its next
+    sync, drops it from these rules: until then it still gets new connections, and answers them.
+    """
+    rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True, timeout=30, check=True)
+    targets = set(SERVICE_TARGET.findall(rules.stdout))
+    return bool(targets) and targets <= {p["status"].get("podIP") for p in pods(cluster)}
+
+
 def under_traffic(port: int, *steps: list[str], project: Project) -> Phase:
-    """Run each step (``make`` or ``pulumi`` argv) in turn under traffic; traffic goes on AFTER_RETURN s after."""
+    """Run each step (``make`` or ``pulumi`` argv) in turn under traffic; it goes on until kube-proxy routes to live
+    pods only, and AFTER_RETURN s more."""
     with Traffic(port) as traffic:
         for step in steps:
             done = run(project, step)
             if done.returncode != 0 and step is not steps[-1]:
                 break
         returned = time.monotonic()
+        wait_for(
+            lambda: routes_to_live_pods_only(project.cluster),
+            timeout=PROXY_TIMEOUT,
+            interval=0.1,
+            what="kube-proxy to route to live pods only",
+        )
+        proxied = time.monotonic()
         time.sleep(AFTER_RETURN)
-    phase = Phase(done, returned, traffic.snapshot())
+    phase = Phase(done, returned, proxied, traffic.snapshot())
     kubeconfig = f"--kubeconfig {project.cluster.kubeconfig} "
     TRAFFIC_LOG.parent.mkdir(parents=True, exist_ok=True)
     with TRAFFIC_LOG.open("a", encoding="utf-8") as log:
         took = returned - phase.requests[0].started if phase.requests else 0.0
         label = " && ".join(" ".join([Path(step[0]).name, *step[1:]]).replace(kubeconfig, "") for step in steps)
         log.write(f"{time.strftime('%FT%T')} {label}: {took:.1f} s; {summary(phase.requests)}; ")
-        log.write(f"after return: {summary(phase.after_return())}\n")
+        log.write(f"kube-proxy on live pods only {phase.proxy_lag:.1f} s after return, ")
+        log.write(f"then: {summary(phase.after_proxied())}\n")
     return phase
 
 
@@ -238,8 +278,8 @@ def test_release_serves_both_versions_while_rolling(release: Phase) -> None:
     assert versions(release.requests) == {"0.1", "0.2"}, summary(release.requests)
 
 
-def test_after_release_only_0_2_answers(release: Phase) -> None:
-    assert versions(release.after_return()) == {"0.2"}, summary(release.after_return())
+def test_once_kube_proxy_dropped_the_old_pods_only_0_2_answers(release: Phase) -> None:
+    assert versions(release.after_proxied()) == {"0.2"}, summary(release.after_proxied())
 
 
 def test_release_serves_hello_kubernetes(release: Phase, first_deploy: int) -> None:
@@ -268,8 +308,8 @@ def test_rollback_drops_no_request(rollback: Phase) -> None:
     assert failures(rollback.requests) == [], summary(rollback.requests)
 
 
-def test_after_rollback_only_0_1_answers(rollback: Phase) -> None:
-    assert versions(rollback.after_return()) == {"0.1"}, summary(rollback.after_return())
+def test_once_kube_proxy_dropped_the_0_2_pods_only_0_1_answers(rollback: Phase) -> None:
+    assert versions(rollback.after_proxied()) == {"0.1"}, summary(rollback.after_proxied())
 
 
 def test_rollback_serves_hello_docker_again(rollback: Phase, first_deploy: int) -> None:
@@ -310,7 +350,7 @@ def test_no_request_reaches_the_broken_pods(failed_rollout: Phase) -> None:
 
 
 def test_after_the_automatic_rollback_only_0_1_answers(failed_rollout: Phase, e2e_cluster: Cluster) -> None:
-    assert versions(failed_rollout.after_return()) == {"0.1"}, summary(failed_rollout.after_return())
+    assert versions(failed_rollout.after_proxied()) == {"0.1"}, summary(failed_rollout.after_proxied())
     assert rollout_complete(e2e_cluster, namespace=NS)
 
 
@@ -343,7 +383,7 @@ def test_the_drift_was_served(drift_repair: Phase) -> None:
 
 
 def test_after_the_repair_only_0_1_answers(drift_repair: Phase) -> None:
-    assert versions(drift_repair.after_return()) == {"0.1"}, summary(drift_repair.after_return())
+    assert versions(drift_repair.after_proxied()) == {"0.1"}, summary(drift_repair.after_proxied())
 
 
 # f. replicas 10 -> 3 -> 10 with pulumi config set and make up.
@@ -399,6 +439,14 @@ def test_probes_pass_against_the_real_health_endpoint(scale_up: Phase, e2e_clust
 def _started(pod: dict[str, Any]) -> float:
     stamp = pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
     return datetime.fromisoformat(stamp).timestamp()
+
+
+@pytest.mark.parametrize("change", ["release", "rollback", "failed_rollout", "drift_repair", "scale_down", "scale_up"])
+def test_kube_proxy_dropped_the_draining_pods_within_their_drain(change: str, request: pytest.FixtureRequest) -> None:
+    # What makes the drain enough: the pods a change deleted still answered (no request failed, above) for as long
+    # as kube-proxy kept sending them new connections after the command returned.
+    phase: Phase = request.getfixturevalue(change)
+    assert phase.proxy_lag < DRAIN_SECONDS
 
 
 # g. The sandbox's entry point on this sandbox: status, a sandbox shell, and make sandbox-down putting the host back.
