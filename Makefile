@@ -33,8 +33,8 @@ endif
 endif
 
 .PHONY: help venv up preview destroy login stack history rollback promote drift test lint typecheck unit bench-mocks \
-        sandbox-tools sandbox sandbox-down sandbox-registry sandbox-registry-down e2e bench render checks checks-venv \
-        workflow-checks pr-comment pr-preview
+        sandbox-tools sandbox sandbox-down sandbox-status sandbox-registry sandbox-registry-down e2e bench render checks \
+        checks-venv shell-checks workflow-checks pr-comment pr-preview
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -134,7 +134,7 @@ render: venv ## Write STACK's Kubernetes manifests to build/manifests/STACK/, on
 	$(BIN)/python -m ops.render --stack $(STACK) --out $(MANIFESTS)
 
 # Offline: checkov must neither look for a newer version nor fetch Prisma Cloud data.
-checks: venv checks-venv ## Render dev, prod, pr-42; kubernetes-validate (1.29, 1.37), checkov, hadolint; workflow-checks
+checks: venv checks-venv ## Render dev, prod, pr-42; kubernetes-validate (1.29, 1.37), checkov, hadolint; shell-checks; workflow-checks
 	$(BIN)/python -m ops.render $(addprefix --stack ,$(CHECK_STACKS)) --out $(MANIFESTS)
 	for version in $(K8S_VERSIONS); do \
 	    $(CHECKS_BIN)/kubernetes-validate --strict --quiet -k $$version $(STACK_MANIFESTS); \
@@ -142,7 +142,24 @@ checks: venv checks-venv ## Render dev, prod, pr-42; kubernetes-validate (1.29, 
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKS_BIN)/checkov --quiet --compact \
 	    --skip-download --framework kubernetes dockerfile -f $(STACK_MANIFESTS) app/Dockerfile
 	$(CHECKS_BIN)/hadolint --failure-threshold style app/Dockerfile
+	$(MAKE) --no-print-directory shell-checks
 	$(MAKE) --no-print-directory workflow-checks
+
+# Every tracked shell script, found rather than listed, so a new one is checked too: each *.sh,
+# and each other file whose first line is a sh, bash or dash shebang (.ci/run). A file git tracks
+# but the work tree no longer has is skipped. -x with SCRIPTDIR follows each `. file` a script
+# sources, from the script's own directory; check-unassigned-uppercase also flags an upper-case
+# variable that is read but set nowhere (a sourced file's variable used without sourcing it).
+SHEBANG_SH := ^\#![[:space:]]*(/usr)?/bin/(env[[:space:]]+)?(ba|da)?sh([[:space:]]|$$)
+shell-checks: checks-venv ## shellcheck every tracked shell script (*.sh and sh/bash shebangs)
+	git ls-files -z | while IFS= read -r -d '' file; do \
+	    [ -f "$$file" ] || continue; \
+	    case "$$file" in \
+	        *.sh) echo "$$file" ;; \
+	        *) if head -n 1 "$$file" | grep -qE '$(SHEBANG_SH)'; then echo "$$file"; fi ;; \
+	    esac; \
+	done | xargs -r -d '\n' $(CHECKS_BIN)/shellcheck --external-sources --source-path=SCRIPTDIR \
+	    --severity=style --enable=check-unassigned-uppercase
 
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 ACTIONS := $(wildcard .github/actions/*/action.yml)
@@ -171,30 +188,37 @@ bench-mocks: venv ## Time the program under mocks, per stack
 
 # Local Kubernetes sandbox: real API server, controllers, scheduler, one real node,
 # Pulumi engine and providers, built from Go modules and pinned commits; more nodes
-# are simulated by kwok (see sandbox/README.md).
+# are simulated by kwok (see sandbox/README.md). Each target is one command of the
+# sandbox's entry point, sandbox/sandbox.sh (--help lists them all).
+SANDBOX_CLI := bash sandbox/sandbox.sh
 sandbox-tools: ## Build the sandbox tools into a per-user cache (cold: about 27 min on 2 cores)
-	bash sandbox/build-tools.sh
+	$(SANDBOX_CLI) build
 
 sandbox: ## Start the sandbox (as root: cluster, real node, Docker engine); prints its kubeconfig path
-	bash sandbox/up.sh
+	$(SANDBOX_CLI) up
 
 sandbox-down: ## Stop the sandbox's node and engine, remove its cluster: the host as it was
-	bash sandbox/down.sh
+	$(SANDBOX_CLI) down
+
+sandbox-status: ## What of the sandbox runs (cluster, node, engine, registry); fails when it is not up
+	@$(SANDBOX_CLI) status
 
 # A registry on 127.0.0.1 for a stack that pushes (README, Registry stack). Only its address goes to
 # stdout: pulumi config set imageRepository "$$(make -s sandbox-registry)/k8s-demo".
 READ_ONLY ?=
 sandbox-registry: ## Start the sandbox's registry on 127.0.0.1; prints its address (READ_ONLY=1: it refuses pushes)
-	@bash sandbox/registry.sh start $(if $(READ_ONLY),--read-only)
+	@$(SANDBOX_CLI) registry start $(if $(READ_ONLY),--read-only)
 
 sandbox-registry-down: ## Stop the sandbox's registry (its images are kept)
-	@bash sandbox/registry.sh stop
+	@$(SANDBOX_CLI) registry stop
 
 # Three workers, one scenario file each at a time (--dist loadfile), each on a sandbox cluster
 # and Docker engine of its own (test_real_node.py's with the host's one real node): the scenarios
 # mostly wait on minReadySeconds, rollouts and timeouts, so three fit in 2 cores.
-e2e: venv ## End-to-end suite: real pulumi up against the sandbox (needs make sandbox-tools)
-	$(BIN)/python -m pytest -m e2e tests/e2e -v -n 3 --dist loadfile
+# E2E_KUBECONFIG=<kubeconfig> runs them on that cluster and DOCKER_HOST's engine instead, and skips
+# those that need the sandbox itself (tests/e2e/conftest.py); -rs lists them with their reasons.
+e2e: venv ## End-to-end suite: real pulumi up against the sandbox, or E2E_KUBECONFIG's cluster (needs make sandbox-tools)
+	$(BIN)/python -m pytest -m e2e tests/e2e -v -rs -n 3 --dist loadfile
 
 bench: venv ## Sandbox benchmark: pulumi up vs kubectl apply, rollouts vs their floors, real traffic
 	$(BIN)/python -m tests.e2e.bench

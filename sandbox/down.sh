@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Delete the local kwok sandbox cluster started by sandbox/up.sh, stop its
 # real node (node-down.sh: puts the host back as it was) and its Docker engine
-# (docker-down.sh: keeps the image store).
+# (docker-down.sh: keeps the image store, unless --purge).
+#   sandbox/sandbox.sh down [--purge]
 # Same environment as up.sh (SANDBOX_NAME, KWOK_WORKDIR, SANDBOX_KUBECONFIG).
 # Idempotent: deleting a cluster that does not exist succeeds.
 set -euo pipefail
+
+case "${1:-}" in
+  "" | --purge) ;;
+  *) echo "usage: sandbox/sandbox.sh down [--purge]" >&2; exit 2 ;;
+esac
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="$("$here/tools-path.sh")"
@@ -30,6 +36,6 @@ if [ -d "$CLUSTER_DIR" ]; then
 else
   echo "sandbox-down: no cluster $NAME in $KWOK_WORKDIR" >&2
 fi
-rm -f "$OUT_KUBECONFIG" "$KWOK_WORKDIR/$NAME.sandbox.yaml"
+rm -f "$OUT_KUBECONFIG" "$KWOK_WORKDIR/$NAME.sandbox.yaml" "$KWOK_WORKDIR/$NAME.parts"
 # Whether or not up.sh started one (SANDBOX_DOCKER): stopping none is a no-op.
-SANDBOX_NAME="$NAME" "$here/docker-down.sh"
+SANDBOX_NAME="$NAME" "$here/docker-down.sh" "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Print the shell exports that point a shell at the sandbox (sandbox/up.sh):
-#   eval "$(sandbox/env.sh)"
+# Print the shell exports that point a shell at the sandbox (sandbox.sh up):
+#   eval "$(sandbox/sandbox.sh env)"
 # then `make up`, `pulumi`, `kubectl` and `docker` in this project use the
 # sandbox's tools, cluster and Docker engine, and nothing else:
 #   PATH        the sandbox tools first (pulumi, pulumi-language-python, kubectl, ...)
@@ -20,9 +20,9 @@ BIN="$CACHE/bin"
 KCFG="${SANDBOX_KUBECONFIG:-$KWOK_WORKDIR/$SANDBOX_NAME.kubeconfig}"
 
 warn() { echo "sandbox-env: WARNING: $*" >&2; }
-[ -f "$CACHE/.complete" ] || warn "the tools in $BIN are not all built: run make sandbox-tools"
-[ -f "$KCFG" ] || warn "no kubeconfig at $KCFG: run make sandbox (SANDBOX_NAME=$SANDBOX_NAME)"
-[ -S "$DOCKER_SOCK" ] || warn "no Docker engine at $DOCKER_SOCK: run make sandbox as root (SANDBOX_NAME=$SANDBOX_NAME)"
+[ -f "$CACHE/.complete" ] || warn "the tools in $BIN are not all built: run sandbox/sandbox.sh build (make sandbox-tools)"
+[ -f "$KCFG" ] || warn "no kubeconfig at $KCFG: run sandbox/sandbox.sh up (make sandbox) with SANDBOX_NAME=$SANDBOX_NAME"
+[ -S "$DOCKER_SOCK" ] || warn "no Docker engine at $DOCKER_SOCK: run sandbox/sandbox.sh up (make sandbox) as root with SANDBOX_NAME=$SANDBOX_NAME"
 
 # Plugins come from PULUMI_HOME only: never downloaded, and not taken from
 # PATH either (the providers in $BIN are the same binaries, but pulumi warns

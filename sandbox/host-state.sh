@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Print what the sandbox of $SANDBOX_NAME can change on this host, one fact per
 # line, so that two snapshots compare with diff:
-#   sandbox/host-state.sh >before; make sandbox; ...; make sandbox-down
-#   sandbox/host-state.sh >after; diff before after   # empty: nothing left behind
+#   sandbox/sandbox.sh host-state >before; sandbox/sandbox.sh up; ...; sandbox/sandbox.sh down
+#   sandbox/sandbox.sh host-state >after; diff before after   # empty: nothing left behind
 # Covers what the cluster, its Docker engine and its real node touch:
 #   - kernel settings the kubelet, kube-proxy and the CNI bridge plugin change;
 #   - iptables and ip6tables rules and chains (counters masked), nf_tables tables;
@@ -20,8 +20,6 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=docker-common.sh
-. "$here/docker-common.sh"
 # shellcheck source=node-common.sh
 . "$here/node-common.sh"
 CLUSTER_DIR="$KWOK_WORKDIR/clusters/$SANDBOX_NAME"

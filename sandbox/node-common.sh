@@ -1,12 +1,15 @@
 # shellcheck shell=bash disable=SC2034 # the variables are for the scripts that source this
-# Sourced (after docker-common.sh) by node-up.sh, node-down.sh and
-# host-state.sh: where the real node of sandbox $SANDBOX_NAME lives.
+# Sourced by node-up.sh, node-down.sh and host-state.sh: where the real node
+# of sandbox $SANDBOX_NAME lives.  It sources docker-common.sh: the node runs
+# its pods on the sandbox's own Docker engine.
 #
 # The real node is a kubelet, kube-proxy and cri-dockerd on the sandbox's own
 # Docker engine, registered as node "localhost" next to kwok's simulated nodes.
 # Its files, sockets, pid files and logs are all in one directory:
 #   SANDBOX_NODE_DIR  default $KWOK_WORKDIR/node/<name>
 
+# shellcheck source=docker-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/docker-common.sh"
 NODE_DIR="${SANDBOX_NODE_DIR:-$KWOK_WORKDIR/node/$SANDBOX_NAME}"
 # The API server reaches the kubelet at the node's name: "localhost" resolves
 # everywhere, where a made-up name would need a DNS entry (kubectl logs/exec).

@@ -14,8 +14,6 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=docker-common.sh
-. "$here/docker-common.sh"
 # shellcheck source=node-common.sh
 . "$here/node-common.sh"
 BIN="$CACHE/bin"

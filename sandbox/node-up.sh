@@ -32,8 +32,6 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=docker-common.sh
-. "$here/docker-common.sh"
 # shellcheck source=node-common.sh
 . "$here/node-common.sh"
 # shellcheck source=versions.env
@@ -51,9 +49,9 @@ kc() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_SRC" "$@"; }
 
 [ "$(id -u)" = 0 ] || die "the real node needs root (kubelet, iptables, bridge, cgroups); run as root or set SANDBOX_NODE=0"
 for b in kubelet kube-proxy cri-dockerd sandbox-pause kubectl; do
-  [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run make sandbox-tools"
+  [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run sandbox/sandbox.sh build (make sandbox-tools)"
 done
-[ -f "$KUBECONFIG_SRC" ] || die "no cluster $SANDBOX_NAME in $CLUSTER_DIR: run sandbox/up.sh"
+[ -f "$KUBECONFIG_SRC" ] || die "no cluster $SANDBOX_NAME in $CLUSTER_DIR: run sandbox/sandbox.sh up"
 [ -S "$DOCKER_SOCK" ] || die "no Docker engine at $DOCKER_SOCK: run sandbox/docker-up.sh"
 
 # ------------------------------------------------------------ Debian packages
@@ -72,9 +70,9 @@ exec 6>"$NODE_OWNER_LOCK"
 flock 6
 owner="$(cat "$NODE_OWNER_FILE" 2>/dev/null || true)"
 if [ -n "$owner" ] && [ "$owner" != "$NODE_DIR" ]; then
-  if SANDBOX_NODE_DIR="$owner" bash -c '. "$1/docker-common.sh"; . "$1/node-common.sh"; our_node_pid kubelet || our_node_pid kube-proxy || our_node_pid cri-dockerd' _ "$here" >/dev/null 2>&1; then
+  if SANDBOX_NODE_DIR="$owner" bash -c '. "$1/node-common.sh"; our_node_pid kubelet || our_node_pid kube-proxy || our_node_pid cri-dockerd' _ "$here" >/dev/null 2>&1; then
     die "another sandbox's real node runs on this host ($owner); only one can (its iptables chains and kernel settings are the host's).
-  Stop it with its sandbox-down (SANDBOX_NAME=$(basename "$owner") KWOK_WORKDIR=$(dirname "$(dirname "$owner")") sandbox/down.sh), or start this sandbox without one: SANDBOX_NODE=0."
+  Stop it with its sandbox-down (SANDBOX_NAME=$(basename "$owner") KWOK_WORKDIR=$(dirname "$(dirname "$owner")") sandbox/sandbox.sh down), or start this sandbox without one: SANDBOX_NODE=0."
   fi
   log "the real node of $owner is gone; taking over"
 fi

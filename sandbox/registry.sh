@@ -3,8 +3,9 @@
 # by build-tools.sh), on 127.0.0.1 only, with a config file, storage, log and
 # pid file of its own, so it never shares anything with another registry.
 #
-#   sandbox/registry.sh start [--read-only]   prints 127.0.0.1:<port> on stdout
-#   sandbox/registry.sh stop                  idempotent
+#   sandbox/sandbox.sh registry start [--read-only]   prints 127.0.0.1:<port> on stdout
+#   sandbox/sandbox.sh registry stop                  idempotent
+#   sandbox/sandbox.sh registry status                one line; exit 0 when it answers, else 1
 #
 # start runs the registry in the background (setsid, so it outlives this
 # script) and waits until GET /v2/ answers.  A registry of ours that already
@@ -45,7 +46,7 @@ TIMEOUT="${SANDBOX_REGISTRY_TIMEOUT:-30}"
 
 log() { echo "sandbox-registry: $*" >&2; }
 die() { echo "sandbox-registry: ERROR: $*" >&2; exit 1; }
-usage() { echo "usage: $0 start [--read-only] | stop" >&2; exit 2; }
+usage() { echo "usage: sandbox/sandbox.sh registry start [--read-only] | stop | status" >&2; exit 2; }
 
 # our_pid: print the pid in $PIDFILE if that process is alive and runs our
 # config file (so a reused pid of some other process is never taken for ours).
@@ -101,7 +102,7 @@ start() {
     --read-only) readonly_mode=true ;;
     *) usage ;;
   esac
-  [ -x "$REGISTRY_BIN" ] || die "$REGISTRY_BIN is missing: run make sandbox-tools first"
+  [ -x "$REGISTRY_BIN" ] || die "$REGISTRY_BIN is missing: run sandbox/sandbox.sh build (make sandbox-tools) first"
   command -v curl >/dev/null || die "curl is missing: install it (apt-get install curl)"
   mkdir -p "$REGISTRY_DIR/storage"
 
@@ -152,8 +153,24 @@ start() {
   echo "127.0.0.1:$port"
 }
 
+# status: one line on stdout, what runs; true when our registry runs and answers.
+status() {
+  local pid settings
+  if ! pid="$(our_pid)"; then
+    echo "not running (storage $REGISTRY_DIR/storage)"
+    return 1
+  fi
+  settings="$(cat "$SETTINGS" 2>/dev/null || true)"
+  if ! answers "${settings%% *}"; then
+    echo "not answering (pid $pid, $REGISTRY_DIR/registry.log)"
+    return 1
+  fi
+  echo "running: 127.0.0.1:${settings%% *}, read-only ${settings#* } (pid $pid)"
+}
+
 case "${1:-}" in
   start) shift; [ $# -le 1 ] || usage; start "$@" ;;
   stop) [ $# -eq 1 ] || usage; stop ;;
+  status) [ $# -eq 1 ] || usage; status ;;
   *) usage ;;
 esac

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Smoke test of a running sandbox (sandbox/up.sh) with the sandbox's kubectl:
+# Smoke test of a running sandbox (sandbox.sh up) with the sandbox's kubectl:
 #   1. a 10-replica Deployment (k8s-demo:0.1, minReadySeconds 3) becomes 10/10 available
 #   2. a NodePort Service's EndpointSlices list 10 ready endpoints with pod IPs
 #   3. a rollout to k8s-demo:0.3-broken stalls: new pods Running but never Ready,
 #      old pods stay available
 #   4. kubectl rollout undo brings back 10/10 available pods of k8s-demo:0.1
-# Usage: sandbox/smoke-test.sh [KUBECONFIG]   (default: the path up.sh prints)
+# Usage: sandbox/sandbox.sh smoke-test [KUBECONFIG]   (default: the path up prints)
 # Works in a throwaway namespace that it deletes at the end, on the simulated
 # nodes only (the real node, if any, is not used).
 set -euo pipefail

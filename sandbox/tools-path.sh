@@ -2,7 +2,7 @@
 # Print the per-user cache directory that holds the sandbox tools built for the
 # versions pinned in sandbox/versions.env.  The directory is keyed by a short
 # hash of those versions, so bumping a version selects a fresh directory.
-#   [ -f "$(sandbox/tools-path.sh)/.complete" ]   # are the tools built?
+#   [ -f "$(sandbox/sandbox.sh tools-path)/.complete" ]   # are the tools built?
 # Override the cache root with K8S_DEMO_SANDBOX_CACHE.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

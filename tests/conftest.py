@@ -1,8 +1,10 @@
-"""Shared fixtures: whole-program runs under mocks, and a mock engine for component tests."""
+"""Shared fixtures of the unit tests: whole-program runs under mocks, and a mock engine for component tests.
+
+The end-to-end fixtures are in tests/e2e/conftest.py.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 
@@ -13,7 +15,6 @@ from pulumi.runtime.settings import set_root_resource
 from components.values import Resources
 from ops.offline import ClusterMocks, ProgramRun, run_program, stack_config
 from project import NAME, config_key, project_defaults, stack_file_config
-from tests.e2e.sandbox import Cluster, Project, running_cluster, tools_built, tools_dir
 
 #: The committed stacks plus a review stack that has no stack file.
 STACKS = ("dev", "prod", "pr-42")
@@ -79,22 +80,3 @@ def mocks() -> ClusterMocks:
 @pytest.fixture
 def resources() -> Resources:
     return Resources(cpu_request="50m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi")
-
-
-# End-to-end fixtures (make e2e): a sandbox cluster and a project copy of the suite's own.
-
-
-@pytest.fixture(scope="session")
-def e2e_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A fresh sandbox cluster for this run, deleted afterwards."""
-    if not tools_built():
-        pytest.fail(f"sandbox tools are not built in {tools_dir()}: run `make sandbox-tools` first")
-    workdir = tmp_path_factory.mktemp("kwok")
-    with running_cluster(f"k8s-demo-e2e-{os.getpid()}", workdir) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="session")
-def e2e_project(tmp_path_factory: pytest.TempPathFactory, e2e_cluster: Cluster) -> Project:
-    """A copy of the project with its own file state backend, pointed at the sandbox."""
-    return Project(tmp_path_factory.mktemp("pulumi"), e2e_cluster)

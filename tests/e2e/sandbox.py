@@ -8,7 +8,12 @@ server, etcd, controller manager (Deployment and ReplicaSet controllers) and
 scheduler. By default kwok plays the kubelet, so pods run no containers and
 are marked ready by kwok (the scale scenarios); ``running_cluster(...,
 real_node=True)`` adds the sandbox's real node, whose pods run nginx for real
-(tests/e2e/test_real_node.py; one per host).
+(tests/e2e/test_real_node.py; one per host). Sandboxes are started and stopped
+through the sandbox's one entry point, ``sandbox/sandbox.sh``.
+
+``Clusters`` hands out the clusters of a test session; ``external_cluster``
+is a cluster the suite did not start (``E2E_KUBECONFIG``, see
+tests/e2e/conftest.py), with the Docker engine of ``DOCKER_HOST``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +36,15 @@ from unittest import mock
 
 from pulumi import automation as auto
 
+from components.values import default_namespace
+from project import NAME
+
 REPO = Path(__file__).resolve().parents[2]
 SANDBOX_DIR = REPO / "sandbox"
+#: The sandbox's one entry point (``sandbox/sandbox.sh --help``): every sandbox command goes through it.
+SANDBOX_CLI = SANDBOX_DIR / "sandbox.sh"
+#: The Docker engine a cluster the suite did not start builds in, when ``DOCKER_HOST`` is not set: Docker's default.
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 #: The app's version in this checkout (``app/VERSION``): the tag a release builds.
 APP_VERSION = (REPO / "app" / "VERSION").read_text(encoding="utf-8").strip()
 #: The language host and its exec shim: the only binaries the suite puts on the CLI's PATH.
@@ -45,10 +57,24 @@ REPLICAS, MAX_SURGE, MAX_UNAVAILABLE, MIN_READY_SECONDS = 10, 1, 1, 3
 ROLLOUT_FLOOR = math.ceil(REPLICAS / (MAX_SURGE + MAX_UNAVAILABLE)) * MIN_READY_SECONDS
 
 
+def sandbox_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``sandbox/sandbox.sh <args>`` with this process's environment plus ``env``; never raises on its exit status."""
+    return subprocess.run(
+        ["bash", str(SANDBOX_CLI), *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def tools_dir() -> Path:
     """The per-user cache directory of the sandbox tools (built or not)."""
-    out = subprocess.run([str(SANDBOX_DIR / "tools-path.sh")], check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip())
+    done = sandbox_cli("tools-path")
+    if done.returncode != 0:
+        raise RuntimeError(f"sandbox/sandbox.sh tools-path failed: {done.stderr.strip()}")
+    return Path(done.stdout.strip())
 
 
 def tools_built() -> bool:
@@ -65,22 +91,29 @@ def _checked(argv: list[str], *, env: dict[str, str] | None, timeout: float) -> 
 
 @dataclass
 class Cluster:
-    """A running sandbox cluster, reached only through its own kubeconfig, and its own Docker engine."""
+    """A running cluster, reached only through its own kubeconfig, and the Docker engine that builds for it."""
 
     kubeconfig: Path
     kubectl_bin: Path
     docker_host: str
+    #: ``SANDBOX_NAME`` and ``KWOK_WORKDIR`` of a sandbox the suite started; None for a cluster it did not.
+    sandbox: dict[str, str] | None = None
+
+    @property
+    def external(self) -> bool:
+        """Not a sandbox of the suite's own: someone else's cluster (E2E_KUBECONFIG), to be left as it was found."""
+        return self.sandbox is None
 
     def docker(self, *args: str) -> str:
-        """The docker client against the sandbox's engine only."""
+        """The docker client against this cluster's engine only."""
         return _checked(["docker", *args], env={**os.environ, "DOCKER_HOST": self.docker_host}, timeout=120)
 
     def images(self) -> set[str]:
-        """``repository:tag`` of every image in the sandbox's engine."""
+        """``repository:tag`` of every image in this cluster's engine."""
         return set(self.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").split())
 
-    def kubectl(self, *args: str) -> str:
-        return _checked([str(self.kubectl_bin), "--kubeconfig", str(self.kubeconfig), *args], env=None, timeout=60)
+    def kubectl(self, *args: str, timeout: float = 60) -> str:
+        return _checked([str(self.kubectl_bin), "--kubeconfig", str(self.kubeconfig), *args], env=None, timeout=timeout)
 
     def get(self, kind: str, namespace: str, *extra: str) -> dict[str, Any]:
         return dict(json.loads(self.kubectl("get", kind, "-n", namespace, "-o", "json", *extra)))
@@ -100,19 +133,94 @@ def running_cluster(name: str, workdir: Path, *, real_node: bool = False) -> Ite
     It is deleted even when starting it failed half-way (a cluster up, its Docker engine not), so
     a failed start leaves no process, bridge or mount behind.
     """
-    env = {**os.environ, "SANDBOX_NAME": name, "KWOK_WORKDIR": str(workdir), "SANDBOX_NODE": "1" if real_node else "0"}
+    names = {"SANDBOX_NAME": name, "KWOK_WORKDIR": str(workdir)}
     try:
-        started = subprocess.run(
-            ["bash", str(SANDBOX_DIR / "up.sh")], env=env, capture_output=True, text=True, timeout=600, check=False
-        )
+        started = sandbox_cli("up", env={**names, "SANDBOX_NODE": "1" if real_node else "0"}, timeout=600)
         if started.returncode != 0:
-            raise RuntimeError(f"sandbox/up.sh failed:\n{started.stderr}")
+            raise RuntimeError(f"sandbox/sandbox.sh up failed:\n{started.stderr}")
         kubeconfig = Path(started.stdout.strip().splitlines()[-1])
         # sandbox/docker-common.sh: the engine of cluster <name> lives in $KWOK_WORKDIR/docker/<name>.
         docker_host = f"unix://{workdir / 'docker' / name / 'docker.sock'}"
-        yield Cluster(kubeconfig=kubeconfig, kubectl_bin=tools_dir() / "bin" / "kubectl", docker_host=docker_host)
+        yield Cluster(kubeconfig, tools_dir() / "bin" / "kubectl", docker_host, sandbox=names)
     finally:
-        subprocess.run(["bash", str(SANDBOX_DIR / "down.sh")], env=env, capture_output=True, timeout=300, check=False)
+        sandbox_cli("down", env=names, timeout=300)
+
+
+def external_cluster(kubeconfig: Path) -> Cluster:
+    """The cluster ``kubeconfig`` names (its current context), with the Docker engine of ``DOCKER_HOST``.
+
+    The suite neither starts nor deletes it. Both must answer, or this says which does not.
+    """
+    docker_host = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+    cluster = Cluster(kubeconfig, tools_dir() / "bin" / "kubectl", docker_host)
+    if not kubeconfig.is_file():
+        raise RuntimeError(f"no kubeconfig at {kubeconfig}")
+    try:
+        cluster.kubectl("get", "--raw", "/readyz", timeout=30)
+    except (RuntimeError, subprocess.TimeoutExpired) as error:
+        raise RuntimeError(f"the cluster of {kubeconfig} does not answer: {error}") from None
+    try:
+        cluster.docker("version", "--format", "{{.Server.Version}}")
+    except (RuntimeError, subprocess.TimeoutExpired) as error:
+        raise RuntimeError(f"the Docker engine of DOCKER_HOST ({docker_host}) does not answer: {error}") from None
+    return cluster
+
+
+class Clusters:
+    """The clusters of one test session, each started on first use and deleted when the session ends.
+
+    Without ``external``, each is a sandbox of the suite's own: one with every node simulated by
+    kwok, and one with the host's real node. They are named after this process and live in work
+    dirs of its own (``workdir(kind)``), so sessions side by side (the xdist workers) and a sandbox
+    started by hand never share one. With ``external`` (a kubeconfig), every scenario runs on that
+    one cluster and nothing is started or deleted; it has no real node of the suite's.
+    """
+
+    def __init__(self, workdir: Callable[[str], Path], external: Path | None = None) -> None:
+        self._workdir = workdir
+        self.external = external
+        self._workdirs: dict[str, Path] = {}
+        self._clusters: dict[bool, Cluster] = {}
+        # Why a cluster could not be had: said again to every later caller rather than tried again.
+        self._failures: dict[bool, str] = {}
+        self._running = ExitStack()
+
+    def sandbox_env(self, *, real_node: bool = False) -> dict[str, str]:
+        """``SANDBOX_NAME`` and ``KWOK_WORKDIR`` of that sandbox (started or not), for ``sandbox/sandbox.sh``."""
+        kind = "node" if real_node else "kwok"
+        if kind not in self._workdirs:
+            self._workdirs[kind] = self._workdir(kind)
+        return {"SANDBOX_NAME": f"k8s-demo-{kind}-{os.getpid()}", "KWOK_WORKDIR": str(self._workdirs[kind])}
+
+    def get(self, *, real_node: bool = False) -> Cluster:
+        """The cluster: kwok's by default, the real node's with ``real_node``; started on first use.
+
+        Raises RuntimeError, with the reason, when it cannot be had (the same reason each time).
+        """
+        if real_node in self._failures:
+            raise RuntimeError(self._failures[real_node])
+        if real_node not in self._clusters:
+            try:
+                self._clusters[real_node] = self._start(real_node)
+            except RuntimeError as error:
+                self._failures[real_node] = str(error)
+                raise
+        return self._clusters[real_node]
+
+    def _start(self, real_node: bool) -> Cluster:
+        if self.external is not None:
+            if real_node:
+                raise RuntimeError(f"{self.external} names a cluster the suite did not start: it has no real node")
+            return external_cluster(self.external)
+        names = self.sandbox_env(real_node=real_node)
+        running = running_cluster(names["SANDBOX_NAME"], Path(names["KWOK_WORKDIR"]), real_node=real_node)
+        return self._running.enter_context(running)
+
+    def __enter__(self) -> Clusters:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._running.close()
 
 
 class Project:
@@ -121,11 +229,17 @@ class Project:
     The CLI runs the copy's ``__main__.py`` through the language host, with the
     suite's own venv as the copy's ``.venv`` (where ``Pulumi.yaml`` looks), as
     ``make up`` does on a user's machine.
+
+    On a cluster the suite did not start (``Cluster.external``), a stack is
+    refused when its namespace is already there, as it is someone else's, and
+    ``close()`` deletes the namespaces of this copy's stacks.
     """
 
     def __init__(self, workdir: Path, cluster: Cluster) -> None:
         self.dir = workdir / "project"
         self.cluster = cluster
+        #: The stacks this copy created, in order.
+        self.stacks: list[str] = []
         shutil.copytree(
             REPO,
             self.dir,
@@ -159,10 +273,33 @@ class Project:
 
     def stack(self, name: str, *, kubeconfig_config: bool = True) -> auto.Stack:
         """Select or create a stack; by default point ``kubernetes:kubeconfig`` at the sandbox."""
+        if name not in self.stacks:
+            self._claim(name)
         selected = auto.Stack.create_or_select(name, self.workspace)
         if kubeconfig_config:
             selected.set_config("kubernetes:kubeconfig", auto.ConfigValue(str(self.cluster.kubeconfig)))
         return selected
+
+    def _claim(self, stack: str) -> None:
+        namespace = default_namespace(NAME, stack)
+        if self.cluster.external and self.cluster.exists("namespace", namespace):
+            raise RuntimeError(
+                f"namespace {namespace} is already on the cluster of {self.cluster.kubeconfig}: stack {stack} would "
+                "take it over, and the suite deletes its namespaces when it is done. Delete it first, or point "
+                "E2E_KUBECONFIG at another cluster."
+            )
+        self.stacks.append(stack)
+
+    def close(self) -> None:
+        """On a cluster the suite did not start, delete the namespaces of this copy's stacks; wait till they are gone.
+
+        The suite's own sandboxes go whole, namespaces and all, when the session ends.
+        """
+        if not self.cluster.external:
+            return
+        for stack in self.stacks:
+            namespace = default_namespace(NAME, stack)
+            self.cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--timeout=240s", timeout=300)
 
     def write_app(self, version: str, greeting: str) -> None:
         """Edit the copy's app as the walkthrough does: ``echo <version> > app/VERSION``, the page's greeting."""

@@ -1,9 +1,11 @@
 """Bad build input gets a clear error and changes nothing: the user's `up` of a build that cannot happen.
 
 A project copy and stack of their own (``bad-input``, namespace
-``k8s-demo-bad-input``), deployed at 0.1 by tag first. Then each case asks
-for a build of the app's version that cannot succeed; `up` must fail with a
-message that names the cause, and the cluster must still run 0.1.
+``k8s-demo-bad-input``), deployed first as committed (the app's version,
+built). Then each case asks for a build of another version that cannot
+succeed; `up` must fail with a message that names the cause, and the cluster
+must still run what it ran. Every build is real, so this runs on any cluster
+(E2E_KUBECONFIG) as on the sandbox.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
-from tests.e2e.sandbox import Cluster, Project
+from tests.e2e.sandbox import APP_VERSION, Cluster, Project
 from tests.e2e.test_e2e import DEPLOYMENT, image
 
 pytestmark = pytest.mark.e2e
@@ -29,17 +31,10 @@ MISSING_BASE = "127.0.0.1:1/k8s-demo/no-such-base:1"
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, e2e_cluster: Cluster) -> Project:
-    return Project(tmp_path_factory.mktemp("bad-input"), e2e_cluster)
-
-
-@pytest.fixture(scope="module")
-def stack(project: Project) -> auto.Stack:
-    created = project.stack(STACK)
-    created.set_config("imageTag", auto.ConfigValue("0.1"))
+def stack(e2e_project: Project) -> auto.Stack:
+    # Built, not deployed by a tag nothing built: on a cluster whose nodes run the pods, the image must exist.
+    created = e2e_project.stack(STACK)
     created.up()
-    # From here on, every `up` builds the app's version.
-    created.remove_config("imageTag")
     return created
 
 
@@ -63,32 +58,36 @@ def edited_app(project: Project, edit: Callable[[str], str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def engine_unreachable(stack: auto.Stack, project: Project) -> str:
-    socket = project.dir.parent / "no-docker.sock"
+def engine_unreachable(stack: auto.Stack, e2e_project: Project) -> str:
+    socket = e2e_project.dir.parent / "no-docker.sock"
     workspace = auto.LocalWorkspace(
-        work_dir=str(project.dir),
-        env_vars={**project.env, "DOCKER_HOST": f"unix://{socket}"},
-        pulumi_command=project.command,
+        work_dir=str(e2e_project.dir),
+        env_vars={**e2e_project.env, "DOCKER_HOST": f"unix://{socket}"},
+        pulumi_command=e2e_project.command,
     )
-    return failed_up(stack, workspace)
+    edited_app(e2e_project, lambda text: text)
+    try:
+        return failed_up(stack, workspace)
+    finally:
+        e2e_project.restore_app()
 
 
 @pytest.fixture(scope="module")
-def broken_dockerfile(engine_unreachable: str, stack: auto.Stack, project: Project) -> str:
-    edited_app(project, lambda text: text.replace("WORKDIR /src\n", "WORKDIR /src\nRUN exit 3\n"))
+def broken_dockerfile(engine_unreachable: str, stack: auto.Stack, e2e_project: Project) -> str:
+    edited_app(e2e_project, lambda text: text.replace("WORKDIR /src\n", "WORKDIR /src\nRUN exit 3\n"))
     try:
         return failed_up(stack)
     finally:
-        project.restore_app()
+        e2e_project.restore_app()
 
 
 @pytest.fixture(scope="module")
-def unknown_base(broken_dockerfile: str, stack: auto.Stack, project: Project) -> str:
-    edited_app(project, lambda text: re.sub(r"^FROM alpine:\S+", f"FROM {MISSING_BASE}", text, flags=re.M))
+def unknown_base(broken_dockerfile: str, stack: auto.Stack, e2e_project: Project) -> str:
+    edited_app(e2e_project, lambda text: re.sub(r"^FROM alpine:\S+", f"FROM {MISSING_BASE}", text, flags=re.M))
     try:
         return failed_up(stack)
     finally:
-        project.restore_app()
+        e2e_project.restore_app()
 
 
 def test_unreachable_engine_is_named(engine_unreachable: str) -> None:
@@ -97,7 +96,7 @@ def test_unreachable_engine_is_named(engine_unreachable: str) -> None:
 
 
 def test_unreachable_engine_changes_nothing(engine_unreachable: str, e2e_cluster: Cluster) -> None:
-    assert running_image(e2e_cluster) == image("0.1")
+    assert running_image(e2e_cluster) == image(APP_VERSION)
 
 
 def test_broken_dockerfile_names_the_failing_step(broken_dockerfile: str) -> None:
@@ -107,7 +106,7 @@ def test_broken_dockerfile_names_the_failing_step(broken_dockerfile: str) -> Non
 
 
 def test_broken_dockerfile_changes_nothing(broken_dockerfile: str, e2e_cluster: Cluster) -> None:
-    assert running_image(e2e_cluster) == image("0.1")
+    assert running_image(e2e_cluster) == image(APP_VERSION)
 
 
 def test_unknown_base_image_is_named(unknown_base: str) -> None:
@@ -115,4 +114,4 @@ def test_unknown_base_image_is_named(unknown_base: str) -> None:
 
 
 def test_unknown_base_image_changes_nothing(unknown_base: str, e2e_cluster: Cluster) -> None:
-    assert running_image(e2e_cluster) == image("0.1")
+    assert running_image(e2e_cluster) == image(APP_VERSION)

@@ -27,7 +27,10 @@ from tests.e2e.sandbox import APP_VERSION, Cluster, Project
 from tests.e2e.test_e2e import DEPLOYMENT, pod_images
 from tests.e2e.test_e2e_registry import REPOSITORY, Registry
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.sandbox("a registry of the sandbox's own on 127.0.0.1, pushed to by the sandbox's engine"),
+]
 
 DEV, PROD = "promo-dev", "promo-prod"
 REPLICAS = 2
@@ -44,8 +47,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, e2e_cluster: Cluster) -> Project:
-    return Project(tmp_path_factory.mktemp("promote-project"), e2e_cluster)
+def project(e2e_project: Project) -> Project:
+    return e2e_project
 
 
 def namespace(stack: str) -> str:

@@ -1,7 +1,7 @@
 """Pushed images: the registry stack builds, pushes to a registry and deploys the image by digest.
 
 A project copy, stack (``registry``, namespace ``k8s-demo-registry``) and
-registry of their own: ``sandbox/registry.sh`` runs CNCF distribution's
+registry of their own: ``sandbox/sandbox.sh registry`` runs CNCF distribution's
 registry on a free port of 127.0.0.1, and ``imageRepository`` names it, as
 ``Pulumi.prod.yaml`` names a real one. The steps build on each other in file
 order: the first `up` builds the app's version and pushes it; a rebuild of the
@@ -12,7 +12,6 @@ message that names the refusal and leave the cluster as it was.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import urllib.request
@@ -25,10 +24,14 @@ import pytest
 from pulumi import automation as auto
 
 from tests.e2e.operator import make
-from tests.e2e.sandbox import APP_VERSION, SANDBOX_DIR, Cluster, Project
+from tests.e2e.sandbox import APP_VERSION, Cluster, Project, sandbox_cli
 from tests.e2e.test_e2e import DEPLOYMENT, pod_images, rollout_complete
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    # The engine pushes to it on 127.0.0.1, and the cluster runs what it serves: the sandbox's, on this host.
+    pytest.mark.sandbox("the sandbox's own registry on 127.0.0.1, pushed to by the sandbox's engine"),
+]
 
 STACK = "registry"
 NS = f"k8s-demo-{STACK}"
@@ -40,29 +43,23 @@ REPLICAS = 2
 MANIFEST_TYPES = ", ".join(
     ["application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json"]
 )
-#: Seconds a registry.sh command may take (it waits up to 30 s for the registry to answer).
+#: Seconds a registry command may take (it waits up to 30 s for the registry to answer).
 REGISTRY_TIMEOUT = 60
 
 
 @dataclass
 class Registry:
-    """A registry of this module's own, run by ``sandbox/registry.sh`` in ``directory``."""
+    """A registry of this module's own, run by ``sandbox/sandbox.sh registry`` in ``directory``."""
 
     directory: Path
     address: str = ""
 
     def _run(self, *args: str) -> str:
-        env = {**os.environ, "SANDBOX_REGISTRY_DIR": str(self.directory)}
-        done = subprocess.run(
-            ["bash", str(SANDBOX_DIR / "registry.sh"), *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=REGISTRY_TIMEOUT,
-            check=False,
+        done = sandbox_cli(
+            "registry", *args, env={"SANDBOX_REGISTRY_DIR": str(self.directory)}, timeout=REGISTRY_TIMEOUT
         )
         if done.returncode != 0:
-            raise RuntimeError(f"sandbox/registry.sh {' '.join(args)} failed:\n{done.stderr}")
+            raise RuntimeError(f"sandbox/sandbox.sh registry {' '.join(args)} failed:\n{done.stderr}")
         return done.stdout.strip()
 
     def start(self, *, read_only: bool = False) -> None:
@@ -99,13 +96,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, e2e_cluster: Cluster) -> Project:
-    return Project(tmp_path_factory.mktemp("registry-project"), e2e_cluster)
-
-
-@pytest.fixture(scope="module")
-def stack(project: Project, registry: Registry) -> auto.Stack:
-    created = project.stack(STACK)
+def stack(e2e_project: Project, registry: Registry) -> auto.Stack:
+    created = e2e_project.stack(STACK)
     created.set_config("imageRepository", auto.ConfigValue(registry.repository))
     created.set_config("replicas", auto.ConfigValue(str(REPLICAS)))
     return created
@@ -150,10 +142,10 @@ class Rebuild:
 
 @pytest.fixture(scope="module")
 def rebuild(
-    first_push: Release, stack: auto.Stack, project: Project, registry: Registry, e2e_cluster: Cluster
+    first_push: Release, stack: auto.Stack, e2e_project: Project, registry: Registry, e2e_cluster: Cluster
 ) -> Rebuild:
     """The same tag rebuilt with another page: what a fix without a version bump does."""
-    project.write_app(APP_VERSION, "Hello again, Kubernetes!")
+    e2e_project.write_app(APP_VERSION, "Hello again, Kubernetes!")
     after = released(stack.up(), registry, e2e_cluster)
     return Rebuild(before=first_push, after=after, replica_sets=replica_set_images(e2e_cluster))
 
@@ -179,19 +171,19 @@ class Refusal:
 
 @pytest.fixture(scope="module")
 def refused_push(
-    rebuild: Rebuild, stack: auto.Stack, project: Project, registry: Registry, e2e_cluster: Cluster
+    rebuild: Rebuild, stack: auto.Stack, e2e_project: Project, registry: Registry, e2e_cluster: Cluster
 ) -> Refusal:
     """Another rebuild of the same tag, while the registry is read-only (under maintenance)."""
     before = deployment(e2e_cluster)
     registry.start(read_only=True)
-    project.write_app(APP_VERSION, "Hello, read-only registry!")
+    e2e_project.write_app(APP_VERSION, "Hello, read-only registry!")
     try:
         with pytest.raises(auto.CommandError) as failure:
             stack.up()
         # The user's path: make up (ops.releases up) explains what the engine reported.
-        made = make(project, "up", f"STACK={STACK}", "ARGS=--yes")
+        made = make(e2e_project, "up", f"STACK={STACK}", "ARGS=--yes")
     finally:
-        project.restore_app()
+        e2e_project.restore_app()
     return Refusal(
         message=str(failure.value),
         make_up=made,

@@ -4,8 +4,10 @@ A stack of its own (``releases``, namespace ``k8s-demo-releases``, the dev
 rollout shape) in the suite's project copy and cluster. The steps build on
 each other in file order: three releases, rollback to release 1, rollback to
 a tag, a refused rollback, a failed rollout rolled back automatically, and one
-left as Pulumi leaves it. The sandbox has no Docker engine and kwok pulls no
-image, so rollbacks pass ``--no-image-check`` (the check itself is unit-tested).
+left as Pulumi leaves it. Every tag is deployed without being built, as kwok's
+simulated pods need no image, and the image check looks in the sandbox's
+engine, which has none of them: rollbacks pass ``--no-image-check`` (the check
+itself is unit-tested).
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ from tests.e2e.sandbox import (
 )
 from tests.e2e.test_e2e import DEPLOYMENT, SHORT_POD_READY, image, pod_images, rollout_complete
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.sandbox("kwok's simulated pods: it deploys tags that were never built, and `-broken` ones"),
+]
 
 STACK = "releases"
 NS = f"k8s-demo-{STACK}"

@@ -14,7 +14,10 @@ from pulumi import automation as auto
 from tests.e2e.operator import make
 from tests.e2e.sandbox import MIN_READY_SECONDS, REPLICAS, Project
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.sandbox("kwok's simulated pods: it deploys k8s-demo:0.1 by tag, which nothing here builds"),
+]
 
 #: Its own stack (and so its own namespace), so the suite's dev stack is left alone.
 STACK = "e2e-comment"

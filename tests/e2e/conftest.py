@@ -1,0 +1,82 @@
+"""End-to-end fixtures (make e2e): the cluster every scenario runs on, and a project copy per scenario file.
+
+Every scenario reaches its cluster through ``e2e_cluster``, which asks the
+session's ``e2e_clusters`` for it. By default those are sandboxes of the
+suite's own, started on first use and deleted at the end: one where kwok
+simulates every node, and, for a file marked
+``pytest.mark.sandbox(..., real_node=True)``, one with the host's real node.
+
+``E2E_KUBECONFIG=<kubeconfig> make e2e`` runs the scenarios on the cluster
+that kubeconfig names instead, building in the Docker engine of
+``DOCKER_HOST``. A scenario that needs the suite's own sandbox says so with
+``pytest.mark.sandbox("<what it needs>")``, on its file or on a test, and is
+skipped there with that reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.sandbox import Cluster, Clusters, Project, tools_built, tools_dir
+
+#: Names a kubeconfig: run the suite on that cluster instead of sandboxes of its own.
+EXTERNAL_KUBECONFIG = "E2E_KUBECONFIG"
+
+
+def external_kubeconfig() -> Path | None:
+    """The kubeconfig of ``E2E_KUBECONFIG`` (``~`` expanded), or None: the suite's own sandboxes."""
+    value = os.environ.get(EXTERNAL_KUBECONFIG, "")
+    return Path(value).expanduser().absolute() if value else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sandbox(needs, real_node=False): the scenario needs the suite's own sandbox, for what `needs` says; "
+        f"skipped when {EXTERNAL_KUBECONFIG} names another cluster. real_node=True (on a file): the sandbox "
+        "with the host's real node.",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With E2E_KUBECONFIG, skip each scenario that needs the sandbox, saying what for."""
+    kubeconfig = external_kubeconfig()
+    if kubeconfig is None:
+        return
+    for item in items:
+        marker = item.get_closest_marker("sandbox")
+        if marker is not None:
+            reason = f"needs {marker.args[0]}; {EXTERNAL_KUBECONFIG} points at another cluster ({kubeconfig})"
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def e2e_clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
+    """The clusters of this session: sandboxes of its own, or E2E_KUBECONFIG's cluster."""
+    if not tools_built():
+        # The Pulumi CLI, its language host and providers come from the tools, whatever the cluster.
+        pytest.fail(f"sandbox tools are not built in {tools_dir()}: run `make sandbox-tools` first")
+    with Clusters(tmp_path_factory.mktemp, external_kubeconfig()) as clusters:
+        yield clusters
+
+
+@pytest.fixture(scope="module")
+def e2e_cluster(request: pytest.FixtureRequest, e2e_clusters: Clusters) -> Cluster:
+    """This scenario file's cluster: the kwok sandbox, or the real node's for a file marked real_node=True."""
+    marker = request.node.get_closest_marker("sandbox")
+    try:
+        return e2e_clusters.get(real_node=bool(marker and marker.kwargs.get("real_node")))
+    except RuntimeError as error:
+        pytest.fail(str(error))
+
+
+@pytest.fixture(scope="module")
+def e2e_project(tmp_path_factory: pytest.TempPathFactory, e2e_cluster: Cluster) -> Iterator[Project]:
+    """A copy of the project with its own file state backend, pointed at this file's cluster."""
+    project = Project(tmp_path_factory.mktemp("project"), e2e_cluster)
+    yield project
+    project.close()
