@@ -211,3 +211,15 @@ def test_failed_preview_prints_its_whole_error_for_the_job_log(
         "  - k8s-demo:imageTag = 'latest': 'latest' is refused: name the version, so rollback and history mean "
         "something",
     ]
+
+
+def test_diff_blocks_do_not_depend_on_the_order_the_engine_emitted_the_steps() -> None:
+    recorded = preview("first-deploy")
+    by_resource: dict[str, list[Step]] = {}
+    for step in recorded.steps:
+        by_resource.setdefault(step.urn, []).append(step)
+    # The resources in the opposite order, each one's own steps (refresh, then plan) kept in theirs.
+    reordered = tuple(step for steps in reversed(by_resource.values()) for step in steps)
+    assert reordered != recorded.steps
+    shuffled = Preview(dataclasses.replace(recorded.report, steps=reordered))
+    assert diff_blocks(shuffled) == diff_blocks(recorded)
