@@ -61,7 +61,7 @@ COMMAND_TIMEOUT = 300
 
 
 def marker(stack: str) -> str:
-    """The first line of a stack's comment (ops/pr_comment.py writes it)."""
+    """The first line of a stack's comment (ops/preview writes it)."""
     return f"<!-- k8s-demo-preview:{stack} -->"
 
 
