@@ -77,12 +77,12 @@ def test_only_the_fork_payload_comes_from_another_repository() -> None:
 
 def test_act_log_lines_become_jobs_with_results_and_annotations() -> None:
     lines = [
-        {"job": "preview/fork-notice  ", "msg": "⭐ Run Main Preview skipped"},
+        {"job": "preview/fork-notice  ", "msg": "⭐ Run Main Preview skipped", "time": "2026-11-30T11:42:20Z"},
         {"job": "preview/fork-notice  ", "raw": "::notice::x\n", "command": "notice", "arg": "x"},
-        {"job": "preview/fork-notice  ", "msg": "🏁  Job succeeded", "jobResult": "success"},
+        {"job": "preview/fork-notice  ", "msg": "🏁 done", "jobResult": "success", "time": "2026-11-30T11:42:23Z"},
         {"level": "warning", "msg": "not a job's line"},
     ]
     jobs = workflow_runner._jobs("\n".join([*map(json.dumps, lines), "Error: plain text"]))
-    assert {name: (j.result, j.annotations) for name, j in jobs.items()} == {
-        "preview/fork-notice": ("success", (("notice", "x"),))
+    assert {name: (j.result, j.annotations, j.seconds) for name, j in jobs.items()} == {
+        "preview/fork-notice": ("success", (("notice", "x"),), 3)
     }

@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,8 @@ class Job:
     result: str
     lines: tuple[str, ...]
     annotations: tuple[tuple[str, str], ...]
+    #: From its first log line to its last, in whole seconds (act's timestamps).
+    seconds: int = 0
 
     @property
     def log(self) -> str:
@@ -277,6 +280,9 @@ class RunnerMachine:
             secret_file.unlink(missing_ok=True)
         seconds = time.monotonic() - started
         output = done.stdout + done.stderr
+        # Kept for a look after the run (build-free: in the runner's work dir).
+        (self.workdir / "logs").mkdir(exist_ok=True)
+        (self.workdir / "logs" / f"{record.name}.jsonl").write_text(output, encoding="utf-8")
         return Run(workflow, done.returncode, seconds, _jobs(output), output, _environments(record))
 
 
@@ -294,6 +300,7 @@ def _jobs(output: str) -> dict[str, Job]:
     lines: dict[str, list[str]] = {}
     results: dict[str, str] = {}
     annotations: dict[str, list[tuple[str, str]]] = {}
+    times: dict[str, list[datetime]] = {}
     for raw in output.splitlines():
         try:
             entry = json.loads(raw)
@@ -304,12 +311,20 @@ def _jobs(output: str) -> dict[str, Job]:
         # act pads job names to a common width.
         name = str(entry["job"]).strip()
         lines.setdefault(name, []).append(str(entry.get("raw") or entry.get("msg", "")).rstrip("\n"))
+        if isinstance(entry.get("time"), str):
+            times.setdefault(name, []).append(datetime.fromisoformat(entry["time"]))
         if "jobResult" in entry:
             results[name] = entry["jobResult"]
         if entry.get("command") in ("error", "warning", "notice"):
             annotations.setdefault(name, []).append((entry["command"], str(entry.get("arg", ""))))
     return {
-        name: Job(name, results.get(name, "unknown"), tuple(text), tuple(annotations.get(name, ())))
+        name: Job(
+            name,
+            results.get(name, "unknown"),
+            tuple(text),
+            tuple(annotations.get(name, ())),
+            int((max(times[name]) - min(times[name])).total_seconds()) if times.get(name) else 0,
+        )
         for name, text in lines.items()
     }
 
