@@ -226,7 +226,8 @@ e2e: venv ## End-to-end suite: real pulumi up against the sandbox, or E2E_KUBECO
 # cluster of their own and a GitHub API stand-in on 127.0.0.1: a push to main, a pull request opened,
 # synchronized and closed, a fork's and a broken one (tests/e2e/test_workflows.py; README, "Pull request previews").
 workflows: venv ## Run the GitHub workflows locally with act against the sandbox (needs make sandbox-tools)
-	$(BIN)/python -m pytest -m workflows tests/e2e/test_workflows.py -v
+	status=0; $(BIN)/python -m pytest -m workflows tests/e2e/test_workflows.py -v || status=$$?; \
+	    cat build/workflows/runs.txt 2>/dev/null || true; exit $$status
 
 # One event by hand, before pushing: in a sandbox shell (make sandbox; eval "$$(sandbox/env.sh)"), the
 # workflows GitHub would run for EVENT, on this work tree, with this Makefile's state backend.

@@ -30,7 +30,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,8 @@ BROKEN_DEFAULT = (
     "    default: 3\n    description: Seconds a new pod",
     "    default: -1\n    description: Seconds a new pod",
 )
+#: Where the jobs' results and times go (build/ is not committed).
+SUMMARY = REPO / "build" / "workflows" / "runs.txt"
 #: Seconds each operator command run as a user (make pr-comment, make history) may take.
 COMMAND_TIMEOUT = 300
 
@@ -75,6 +77,8 @@ class Repository:
     secrets: dict[str, str]
     workdir: Path
     full_name: str
+    #: Every run so far: (event payload, workflow file, what act did).
+    history: list[tuple[str, str, Run]] = field(default_factory=list)
 
     def branch(self, name: str, edits: Mapping[str, str] | None = None) -> Path:
         """A branch's checkout: this work tree with ``edits`` (path -> content), committed."""
@@ -99,7 +103,18 @@ class Repository:
         with ThreadPoolExecutor(max_workers=sum(map(len, jobs))) as pool:
             run = self.runner.run
             futures = [{w: pool.submit(run, w, k, event, head, self.secrets) for w, k, event, head in r} for r in jobs]
-            return [{w: f.result() for w, f in r.items()} for r in futures]
+            results = [{w: f.result() for w, f in r.items()} for r in futures]
+        for (event, _), runs in zip(events, results, strict=True):
+            self.history += [(event, w, run) for w, run in runs.items()]
+        return results
+
+    def summary(self) -> str:
+        """One line per job that ran: event, job, result, its seconds and its act run's."""
+        lines = [f"{'event':<34} {'job':<26} {'result':<8} {'job s':>6} {'run s':>6}"]
+        for event, _, run in self.history:
+            for job in run.jobs.values():
+                lines.append(f"{event:<34} {job.name:<26} {job.result:<8} {job.seconds:>6} {run.seconds:>6.0f}")
+        return "\n".join(lines) + "\n"
 
     def user_env(self) -> dict[str, str]:
         """A user's shell on the same backend, cluster and engine (the runner's settings, the sandbox's CLI)."""
@@ -169,6 +184,7 @@ class Repository:
 def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repository]:
     if not tools_built():
         pytest.fail(f"sandbox tools are not built in {tools_dir()}: run `make sandbox-tools` first")
+    SUMMARY.unlink(missing_ok=True)
     workdir = tmp_path_factory.mktemp("workflows")
     act = build_act()
     event = json.loads((EVENTS_DIR / "push-main.json").read_text(encoding="utf-8"))
@@ -186,7 +202,13 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repository]
             "PULUMI_CONFIG_PASSPHRASE": token_source.token_hex(16),
             "GITHUB_TOKEN": token,
         }
-        yield Repository(cluster, api, runner, secrets, workdir, full_name)
+        repository = Repository(cluster, api, runner, secrets, workdir, full_name)
+        try:
+            yield repository
+        finally:
+            # make workflows prints it after the tests.
+            SUMMARY.parent.mkdir(parents=True, exist_ok=True)
+            SUMMARY.write_text(repository.summary(), encoding="utf-8")
 
 
 def deployment(cluster: Cluster, namespace: str) -> dict[str, Any]:
