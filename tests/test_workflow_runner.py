@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e import workflow_runner
 from tests.e2e.sandbox import REPO
-from tests.e2e.workflow_runner import EVENTS_DIR, STAND_IN_FOR, pinned_actions, triggered
+from tests.e2e.workflow_runner import EVENTS_DIR, STAND_IN_FOR, pinned_actions, python_versions, triggered
 
 USES = re.compile(r"uses:\s*([\w.-]+/[\w.-]+)@([0-9a-f]{40})")
 
@@ -86,3 +86,7 @@ def test_act_log_lines_become_jobs_with_results_and_annotations() -> None:
     assert {name: (j.result, j.annotations, j.seconds) for name, j in jobs.items()} == {
         "preview/fork-notice": ("success", (("notice", "x"),), 3)
     }
+
+
+def test_the_workflows_ask_for_python_3_11_only() -> None:
+    assert python_versions() == {"3.11"}

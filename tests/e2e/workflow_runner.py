@@ -92,6 +92,18 @@ def pinned_actions() -> dict[str, str]:
     return found
 
 
+def python_versions() -> set[str]:
+    """The ``python-version`` every use of actions/setup-python asks for."""
+    found = set()
+    for path in [*WORKFLOWS_DIR.glob("*.yml"), *ACTIONS_DIR.glob("*/action.yml")]:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        steps = [s for job in document.get("jobs", {}).values() for s in job.get("steps", [])]
+        steps += document.get("runs", {}).get("steps", [])
+        setups = [step for step in steps if str(step.get("uses", "")).startswith("actions/setup-python@")]
+        found |= {str(step["with"]["python-version"]) for step in setups if "python-version" in step.get("with", {})}
+    return found
+
+
 def triggered(event: str, payload: Mapping[str, Any]) -> list[str]:
     """The workflow files GitHub would run for this event and payload (event, PR activity type, branch)."""
     names = []
@@ -184,14 +196,22 @@ class RunnerMachine:
         self.recorder.write_text(RECORDER, encoding="utf-8")
 
     def _fill_tool_cache(self) -> None:
-        """Python 3.11 (the interpreter running this) and the sandbox's Pulumi CLI, where the setup actions look."""
+        """The machine's Python of each version the workflows ask for (``python3.11``) and the sandbox's
+        Pulumi CLI, where the setup actions look. A version the machine lacks stays out: its step fails."""
         tool_cache = self.cache / "tool_cache"
-        version = ".".join(str(n) for n in sys.version_info[:3])
-        python = tool_cache / "Python" / version
-        python.mkdir(parents=True, exist_ok=True)
-        if not (python / "x64").exists():
-            (python / "x64").symlink_to(Path(sys.base_prefix), target_is_directory=True)
-        (python / "x64.complete").touch()
+        for spec in python_versions():
+            found = shutil.which(f"python{spec}")
+            if found is None:
+                continue
+            ask = "import sys; print(sys.base_prefix); print('.'.join(map(str, sys.version_info[:3])))"
+            prefix, version = subprocess.run(
+                [found, "-c", ask], check=True, capture_output=True, text=True
+            ).stdout.split()
+            python = tool_cache / "Python" / version
+            python.mkdir(parents=True, exist_ok=True)
+            if not (python / "x64").exists():
+                (python / "x64").symlink_to(Path(prefix), target_is_directory=True)
+            (python / "x64.complete").touch()
         tools = tools_dir() / "bin"
         pulumi_version = subprocess.run(
             [str(tools / "pulumi"), "version"], check=True, capture_output=True, text=True
