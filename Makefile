@@ -229,7 +229,7 @@ workflows: venv ## Run the GitHub workflows locally with act against the sandbox
 	status=0; $(BIN)/python -m pytest -m workflows tests/e2e/test_workflows.py -v || status=$$?; \
 	    cat build/workflows/runs.txt 2>/dev/null || true; exit $$status
 
-# One event by hand, before pushing: in a sandbox shell (make sandbox; eval "$$(sandbox/env.sh)"), the
+# One event by hand, before pushing: in a sandbox shell (make sandbox; eval "$$(sandbox/sandbox.sh env)"), the
 # workflows GitHub would run for EVENT, on this work tree, with this Makefile's state backend.
 EVENT ?=
 act: venv ## Run the workflows for EVENT=<payload in tests/e2e/events> on this work tree, in a sandbox shell

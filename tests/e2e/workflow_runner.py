@@ -385,7 +385,7 @@ def build_act() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """``make act EVENT=<name>``: run what GitHub would for one event, on this work tree, against the sandbox shell's
-    cluster and engine (KUBECONFIG, DOCKER_HOST from ``eval "$(sandbox/env.sh)"``) and the state backend the
+    cluster and engine (KUBECONFIG, DOCKER_HOST from ``eval "$(sandbox/sandbox.sh env)"``) and the state backend the
     Makefile uses; print each job's log and result, then the comments posted."""
     parser = argparse.ArgumentParser(prog="make act", description=(main.__doc__ or "").splitlines()[0])
     parser.add_argument("event", help=f"a payload in {EVENTS_DIR.relative_to(REPO)}/, e.g. pull_request-opened")
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no event payload {payload.relative_to(REPO)}; there are: {choices}")
     missing = [name for name in ("KUBECONFIG", "DOCKER_HOST") if not os.environ.get(name)]
     if missing:
-        parser.error(f'{" and ".join(missing)} not set: run make sandbox, then eval "$(sandbox/env.sh)"')
+        parser.error(f'{" and ".join(missing)} not set: run make sandbox, then eval "$(sandbox/sandbox.sh env)"')
     body = json.loads(payload.read_text(encoding="utf-8"))
     kind = "pull_request" if "pull_request" in body else "push"
     token = secrets.token_hex(16)
