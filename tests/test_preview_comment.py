@@ -198,3 +198,28 @@ def test_failed_preview_still_writes_its_comment_and_exits_2(tmp_path: Path) -> 
     out = tmp_path / "comment.md"
     status = main(["--stack", "staging", "--out", str(out), "--events", str(DATA / "failed-config.events.jsonl")])
     assert (status, out.read_text(encoding="utf-8").splitlines()[0]) == (2, "<!-- k8s-demo-preview:staging -->")
+
+
+def test_failed_preview_prints_its_whole_error_for_the_job_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = str(DATA / "failed-config.events.jsonl")
+    main(["--stack", "staging", "--out", str(tmp_path / "comment.md"), "--events", events])
+    err = capsys.readouterr().err
+    assert err.splitlines()[:2] == [
+        "error: invalid configuration for stack 'staging' (3 problems); nothing was changed:",
+        "  - k8s-demo:imageTag = 'latest': 'latest' is refused: name the version, so rollback and history mean "
+        "something",
+    ]
+
+
+def test_diff_blocks_do_not_depend_on_the_order_the_engine_emitted_the_steps() -> None:
+    recorded = preview("first-deploy")
+    by_resource: dict[str, list[Step]] = {}
+    for step in recorded.steps:
+        by_resource.setdefault(step.urn, []).append(step)
+    # The resources in the opposite order, each one's own steps (refresh, then plan) kept in theirs.
+    reordered = tuple(step for steps in reversed(by_resource.values()) for step in steps)
+    assert reordered != recorded.steps
+    shuffled = Preview(dataclasses.replace(recorded.report, steps=reordered))
+    assert diff_blocks(shuffled) == diff_blocks(recorded)

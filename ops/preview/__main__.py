@@ -77,7 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(comment, encoding="utf-8")
     print(f"{args.stack}: {len(comment)} characters in {args.out}" + (" (preview failed)" if preview.failed else ""))
+    if preview.failed:
+        # The comment shows the first lines of the error; the job log gets all of it.
+        print(failure_text(preview), file=sys.stderr)
     return 2 if preview.failed else 0
+
+
+def failure_text(preview: Preview) -> str:
+    """Why the preview failed, in full: its error messages, else the CLI's own error output."""
+    text = "\n".join(item.text.rstrip() for item in preview.errors).strip()
+    return text or preview.report.stderr.strip() or "(no error message)"
 
 
 if __name__ == "__main__":

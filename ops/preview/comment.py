@@ -239,10 +239,21 @@ def error_section(preview: Preview, config_error: pulumi.RunError | None) -> lis
 _SYMBOL = {"create": "+", "update": "~", "replace": "+-", "create-replacement": "+-", "delete": "-"}
 
 
+def _tree_order(step: Step) -> tuple[list[str], str]:
+    """A resource's place in the tree: its URN's type chain (parent types first), then its name."""
+    # urn:pulumi:<stack>::<project>::<parent type>$<type>::<name>
+    _, _, types, name = step.urn.split("::", 3)
+    return types.split("$"), name
+
+
 def diff_blocks(preview: Preview) -> list[str]:
-    """One ``diff`` block per changed resource: ``-`` what is there, ``+`` what this update makes it."""
+    """One ``diff`` block per changed resource: ``-`` what is there, ``+`` what this update makes it.
+
+    Parents before their children, then by type and name: the engine emits the steps of independent
+    resources in whatever order they finish, and the comment must not change when nothing else did.
+    """
     blocks = []
-    for step in preview.plan_steps():
+    for step in sorted(preview.plan_steps(), key=_tree_order):
         if step.op not in _SYMBOL:
             continue
         body = [f"{_SYMBOL[step.op]} {step.type} {name_of(step)} ({step.op})"]

@@ -1,0 +1,141 @@
+"""The GitHub REST API stand-in answers as GitHub documents (tests/e2e/github_api.py)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.github_api import ACTIONS_BOT, BODY_LIMIT, GitHubServer, Token, serving
+
+BOT, READ_ONLY, PERSON = "b" * 40, "r" * 40, "p" * 40
+COMMENTS = "/repos/example/k8s-demo/issues/7/comments"
+
+
+@pytest.fixture
+def api() -> Iterator[GitHubServer]:
+    tokens = {BOT: Token(ACTIONS_BOT), READ_ONLY: Token(ACTIONS_BOT, write=False), PERSON: Token("octocat")}
+    with serving(tokens) as server:
+        yield server
+
+
+def call(
+    api: GitHubServer, method: str, path: str, body: object = None, token: str | None = BOT
+) -> tuple[int, object, dict[str, str]]:
+    """Status, JSON payload and headers of one request."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(api.url + path, data=data, method=method)
+    if token:
+        request.add_header("Authorization", f"token {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null"), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null"), dict(error.headers)
+
+
+def payload(answer: tuple[int, object, dict[str, str]]) -> dict[str, object]:
+    assert isinstance(answer[1], dict)
+    return answer[1]
+
+
+def test_a_new_comment_is_created_by_the_tokens_user(api: GitHubServer) -> None:
+    status, body, _ = call(api, "POST", COMMENTS, {"body": "hello"})
+    assert status == 201
+    assert isinstance(body, dict)
+    assert (body["body"], body["user"]) == ("hello", {"login": ACTIONS_BOT, "type": "Bot"})
+
+
+def test_the_list_is_oldest_first(api: GitHubServer) -> None:
+    for text in ("one", "two"):
+        call(api, "POST", COMMENTS, {"body": text})
+    status, body, _ = call(api, "GET", COMMENTS)
+    assert status == 200
+    assert isinstance(body, list)
+    assert [c["body"] for c in body] == ["one", "two"]
+
+
+def test_a_long_list_links_its_next_and_last_pages(api: GitHubServer) -> None:
+    for n in range(5):
+        call(api, "POST", COMMENTS, {"body": str(n)})
+    _, body, headers = call(api, "GET", f"{COMMENTS}?per_page=2&page=2")
+    assert isinstance(body, list)
+    assert [c["body"] for c in body] == ["2", "3"]
+    assert headers["Link"] == (
+        f'<{api.url}{COMMENTS}?per_page=2&page=3>; rel="next", <{api.url}{COMMENTS}?per_page=2&page=3>; rel="last"'
+    )
+
+
+def test_the_last_page_has_no_link(api: GitHubServer) -> None:
+    call(api, "POST", COMMENTS, {"body": "only"})
+    assert "Link" not in call(api, "GET", COMMENTS)[2]
+
+
+def test_an_edit_keeps_the_id_and_changes_the_body(api: GitHubServer) -> None:
+    created = payload(call(api, "POST", COMMENTS, {"body": "before"}))
+    status, body, _ = call(api, "PATCH", f"/repos/example/k8s-demo/issues/comments/{created['id']}", {"body": "after"})
+    assert status == 200
+    assert isinstance(body, dict)
+    assert (body["id"], body["body"]) == (created["id"], "after")
+
+
+def test_the_enterprise_path_prefix_is_served(api: GitHubServer) -> None:
+    assert call(api, "POST", f"/api/v3{COMMENTS}", {"body": "ghes"})[0] == 201
+
+
+def test_an_unknown_token_gets_bad_credentials(api: GitHubServer) -> None:
+    assert call(api, "GET", COMMENTS, token="x" * 40)[:2] == (
+        401,
+        {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"},
+    )
+
+
+def test_a_write_without_a_token_requires_authentication(api: GitHubServer) -> None:
+    status, body, _ = call(api, "POST", COMMENTS, {"body": "x"}, token=None)
+    assert (status, payload((status, body, {}))["message"]) == (401, "Requires authentication")
+
+
+def test_a_read_only_token_cannot_comment(api: GitHubServer) -> None:
+    answer = call(api, "POST", COMMENTS, {"body": "x"}, token=READ_ONLY)
+    assert (answer[0], payload(answer)["message"]) == (403, "Resource not accessible by integration")
+
+
+def test_someone_elses_comment_cannot_be_edited(api: GitHubServer) -> None:
+    theirs = api.state.add_comment("example/k8s-demo", 7, "mine", "octocat")
+    answer = call(api, "PATCH", f"/repos/example/k8s-demo/issues/comments/{theirs.id}", {"body": "edited"})
+    assert (answer[0], theirs.body) == (403, "mine")
+
+
+def test_a_body_over_the_limit_is_refused(api: GitHubServer) -> None:
+    answer = call(api, "POST", COMMENTS, {"body": "x" * (BODY_LIMIT + 1)})
+    assert (answer[0], payload(answer)["errors"]) == (
+        422,
+        [
+            {
+                "resource": "IssueComment",
+                "code": "custom",
+                "field": "body",
+                "message": f"body is too long (maximum is {BODY_LIMIT} characters)",
+            }
+        ],
+    )
+
+
+def test_an_unknown_path_is_not_found(api: GitHubServer) -> None:
+    assert call(api, "GET", "/repos/example/k8s-demo/pulls/7")[0] == 404
+
+
+def test_every_request_is_recorded_with_its_user(api: GitHubServer) -> None:
+    call(api, "POST", COMMENTS, {"body": "hello"})
+    call(api, "GET", COMMENTS, token=PERSON)
+    assert [(r.method, r.path, r.login, r.body, r.status) for r in api.state.recorded()] == [
+        ("POST", COMMENTS, ACTIONS_BOT, {"body": "hello"}, 201),
+        ("GET", COMMENTS, "octocat", None, 200),
+    ]
+
+
+def test_it_listens_on_loopback_only(api: GitHubServer) -> None:
+    assert api.server_address[0] == "127.0.0.1"
