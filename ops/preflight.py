@@ -627,7 +627,7 @@ def resolve_kube_target(facts: StackFacts, host: Host) -> KubeTarget | Problem |
         source=source,
         contexts=names,
         tls=tls,
-        minikube=_is_minikube(context_entry, cluster_entry or {}) or name == "minikube",
+        minikube=_is_minikube(context, cluster) or name == "minikube",
     )
 
 
