@@ -33,15 +33,23 @@ endif
 endif
 
 .PHONY: help venv up preview destroy login stack history rollback promote drift test lint typecheck unit bench-mocks \
+        preflight-host preflight-up preflight-preview preflight-rollback \
         sandbox-tools sandbox sandbox-down sandbox-status sandbox-registry sandbox-registry-down e2e workflows act bench \
         render checks checks-venv shell-checks workflow-checks pr-comment pr-preview
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
 
-# The project itself goes in editable (pyproject.toml), so the policy pack imports it by name.
-$(BIN)/.installed: requirements.txt requirements-dev.txt policy/requirements.txt pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+
+# PyYAML alone, in seconds: all the pre-flight needs (kubeconfig, stack files) before the rest of the venv.
+$(BIN)/.preflight: requirements-preflight.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-preflight.txt
+	touch $@
+
+# The project itself goes in editable (pyproject.toml), so the policy pack imports it by name.
+$(BIN)/.installed: requirements.txt requirements-dev.txt policy/requirements.txt pyproject.toml $(BIN)/.preflight
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
@@ -67,16 +75,38 @@ login: venv
 stack: login ## Log in to the state backend, then select STACK (create it if new)
 	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
 
+# The pre-flight (ops/preflight.py) of up, preview and rollback: it runs first, before the venv's install and
+# before anything changes state, and refuses (exit 2) with one message per problem. Its host stage (Python, the
+# Pulumi CLI) needs no venv and runs with $(PYTHON) when none exists yet; the rest runs with the venv's Python as
+# soon as PyYAML is in it ($(BIN)/.preflight). PREFLIGHT_SKIP=image,... skips checks by name.
+PREFLIGHT_SKIP ?=
+PREFLIGHT = $(BIN)/python -m ops.preflight check --stack $(STACK) $(if $(PREFLIGHT_SKIP),--skip '$(PREFLIGHT_SKIP)')
+# Prerequisites run in order: no parallel make here.
+.NOTPARALLEL:
+
+preflight-host:
+	@$(PYTHON) -m ops.preflight host
+
+# make up's pre-flight also loads the image it builds into a kind cluster (kind load docker-image).
+preflight-up: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.preflight
+	@$(PREFLIGHT) --for up --load
+
+preflight-preview: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.preflight
+	@$(PREFLIGHT) --for preview
+
+preflight-rollback: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.preflight
+	@test -n "$(TO)" || { echo "make rollback needs TO=<release number or tag> (see make history)" >&2; exit 2; }
+	@$(PREFLIGHT) --for rollback --to '$(TO)'
+
 # ops.releases up: pulumi up, and on a failed rollout (rollbackOnFailure) one rollback to the last good tag.
-up: stack ## Deploy STACK (default dev): build if needed, wait for the rollout, roll back if it fails
+up: preflight-up stack ## Deploy STACK (default dev): build if needed, wait for the rollout, roll back if it fails
 	$(BIN)/python -m ops.releases up --stack $(STACK) $(ARGS)
 
 # history and rollback never create a stack: a misspelt STACK is refused, not initialised.
 history: login ## STACK's releases, newest first (JSON=1 for JSON)
 	$(BIN)/python -m ops.releases history --stack $(STACK) $(if $(JSON),--json) $(ARGS)
 
-rollback: login ## Deploy the tag of release TO=<number>, or TO=<tag>; waits for the rollout
-	@test -n "$(TO)" || { echo "make rollback needs TO=<release number or tag> (see make history)" >&2; exit 2; }
+rollback: preflight-rollback login ## Deploy the tag of release TO=<number>, or TO=<tag>; waits for the rollout
 	$(BIN)/python -m ops.releases rollback --stack $(STACK) --to '$(TO)' $(ARGS)
 
 # Promotion (README, "From a pull request to prod"): never creates a stack; ARGS=--yes skips the confirmation.
@@ -91,7 +121,7 @@ promote: login ## Deploy to TO exactly the image of FROM's newest good release (
 drift: login ## Has STACK drifted from its last update? Prints the drift section; OUT=<file.json> for scripts
 	$(BIN)/python -m ops.drift --stack $(STACK) $(if $(filter command line,$(origin OUT)),--out '$(OUT)')
 
-preview: stack ## Show what `make up` would change
+preview: preflight-preview stack ## Show what `make up` would change
 	pulumi preview --stack $(STACK) --diff $(ARGS)
 
 destroy: stack ## Remove everything STACK created, namespace included
