@@ -266,5 +266,6 @@ act: venv ## Run the workflows for EVENT=<payload in tests/e2e/events> on this w
 	@test -n "$(EVENT)" || { echo "make act needs EVENT=<name>, one of: $$(ls tests/e2e/events | sed 's/\.json$$//' | xargs)" >&2; exit 2; }
 	$(BIN)/python -m tests.e2e.workflow_runner $(EVENT)
 
-bench: venv ## Sandbox benchmark: pulumi up vs kubectl apply, rollouts vs their floors, real traffic
+bench: venv ## Sandbox benchmark: pulumi up vs kubectl apply, rollouts vs their floors, real traffic, the pre-flight's cost
 	$(BIN)/python -m tests.e2e.bench
+	$(BIN)/python -m tests.e2e.bench_preflight
