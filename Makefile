@@ -89,7 +89,7 @@ preflight-host:
 
 # make up's pre-flight also loads the image it builds into a kind cluster (kind load docker-image).
 preflight-up: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.preflight
-	@$(PREFLIGHT) --for up --load
+	@$(PREFLIGHT) --for up --load -- $(ARGS)
 
 preflight-preview: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.preflight
 	@$(PREFLIGHT) --for preview
@@ -99,7 +99,8 @@ preflight-rollback: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.
 	@$(PREFLIGHT) --for rollback --to '$(TO)'
 
 # ops.releases up: pulumi up, and on a failed rollout (rollbackOnFailure) one rollback to the last good tag.
-up: preflight-up stack ## Deploy STACK (default dev): build if needed, wait for the rollout, roll back if it fails
+# ARGS=--help lists the flags up takes, with neither the pre-flight nor the stack.
+up: $(if $(filter --help -h,$(ARGS)),venv,preflight-up stack) ## Deploy STACK (default dev): build if needed, wait for the rollout, roll back if it fails
 	$(BIN)/python -m ops.releases up --stack $(STACK) $(ARGS)
 
 # history and rollback never create a stack: a misspelt STACK is refused, not initialised.

@@ -952,6 +952,17 @@ def run_kind_load(load: KindLoad, host: Host, root: Path) -> int:
     return 0
 
 
+def _refused_flags(argv: Sequence[str]) -> Problem | None:
+    """make up's ARGS, checked before anything runs: a Problem naming the flag it cannot honour, else None."""
+    from ops.update_flags import HELP, Refused, parse  # noqa: PLC0415  # Python 3.11 code: the check stage only
+
+    try:
+        parse([arg for arg in argv if arg != "--"])
+    except Refused as refused:
+        return Problem("flags", f"{refused}.", (HELP,))
+    return None
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m ops.preflight", description=__doc__.splitlines()[0])
     stages = top.add_subparsers(dest="stage", required=True)
@@ -966,6 +977,7 @@ def parser() -> argparse.ArgumentParser:
         help=f"comma-separated checks to skip, of: {', '.join(CHECKS)} (make PREFLIGHT_SKIP=...)",
     )
     check.add_argument("--load", action="store_true", help="build and load the image into a kind cluster (make up)")
+    check.add_argument("update_flags", nargs=argparse.REMAINDER, help="-- then make up's ARGS, to check them first")
     return top
 
 
@@ -984,6 +996,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"error: unknown pre-flight check {', '.join(unknown)}; the checks: {', '.join(CHECKS)}",
                 file=sys.stderr,
             )
+            return 2
+        refused = _refused_flags(args.update_flags) if args.command == "up" else None
+        if refused is not None:
+            print(f"{refused.message()}\nNothing was changed (pre-flight).", file=sys.stderr)
             return 2
         report = preflight(
             host, load_facts(root, args.stack), command=args.command, to=args.to, tested=_tested(root), skip=skip

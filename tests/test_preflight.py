@@ -519,3 +519,11 @@ def engine_socket(tmp_path: Path) -> Iterator[Path]:
 def test_the_engine_is_asked_over_its_unix_socket(engine_socket: Path) -> None:
     endpoint = DockerEndpoint(f"unix://{engine_socket}", "DOCKER_HOST")
     assert preflight.probe_docker(endpoint, RealHost()) == Engine("linux/amd64")
+
+
+def test_make_ups_flags_are_checked_first(capsys: pytest.CaptureFixture[str]) -> None:
+    assert preflight.main(["check", "--for", "up", "--", "--yes", "--json"]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "error: [flags] make up cannot pass --json on: make up prints the engine's progress and its own verdict; "
+        "`pulumi up --json` prints JSON."
+    )
