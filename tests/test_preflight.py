@@ -527,3 +527,28 @@ def test_make_ups_flags_are_checked_first(capsys: pytest.CaptureFixture[str]) ->
         "error: [flags] make up cannot pass --json on: make up prints the engine's progress and its own verdict; "
         "`pulumi up --json` prints JSON."
     )
+
+
+def _script(directory: Path, name: str, status: int) -> None:
+    path = directory / name
+    path.write_text(f'#!/bin/sh\necho "{name} $*" >> "{directory}/calls"\nexit {status}\n', encoding="utf-8")
+    path.chmod(0o755)
+
+
+def test_the_kind_load_builds_then_loads(tmp_path: Path) -> None:
+    _script(tmp_path, "docker", 0)
+    _script(tmp_path, "kind", 0)
+    load = KindLoad("k8s-demo:0.2", "demo", "linux/amd64")
+    assert preflight.run_kind_load(load, RealHost({"PATH": str(tmp_path)}), tmp_path) == 0
+    assert (tmp_path / "calls").read_text(encoding="utf-8").splitlines() == [
+        "docker build --platform linux/amd64 -t k8s-demo:0.2 app",
+        "kind load docker-image k8s-demo:0.2 --name demo",
+    ]
+
+
+def test_a_failed_build_loads_nothing_and_fails_with_its_status(tmp_path: Path) -> None:
+    _script(tmp_path, "docker", 3)
+    _script(tmp_path, "kind", 0)
+    load = KindLoad("k8s-demo:0.2", "demo", None)
+    assert preflight.run_kind_load(load, RealHost({"PATH": str(tmp_path)}), tmp_path) == 3
+    assert (tmp_path / "calls").read_text(encoding="utf-8").splitlines() == ["docker build -t k8s-demo:0.2 app"]
