@@ -552,3 +552,34 @@ def test_a_failed_build_loads_nothing_and_fails_with_its_status(tmp_path: Path) 
     load = KindLoad("k8s-demo:0.2", "demo", None)
     assert preflight.run_kind_load(load, RealHost({"PATH": str(tmp_path)}), tmp_path) == 3
     assert (tmp_path / "calls").read_text(encoding="utf-8").splitlines() == ["docker build -t k8s-demo:0.2 app"]
+
+
+# The README's Local clusters section says what the pre-flight does.
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+LOCAL_CLUSTERS = README[README.index("## Local clusters") : README.index("## Pull request previews")]
+
+
+def test_the_readmes_kind_paragraph_has_the_commands_make_up_runs() -> None:
+    assert KindLoad("k8s-demo:0.2", "kind", "linux/amd64").shell() in " ".join(LOCAL_CLUSTERS.split())
+
+
+def test_the_readmes_minikube_paragraph_has_the_command_the_refusal_names() -> None:
+    problem = only(run(ready_host("minikube")))
+    command = problem.ways[0].split("`")[1]
+    assert (command, f"`{command}`" in LOCAL_CLUSTERS) == ("eval $(minikube -p minikube docker-env)", True)
+
+
+def test_the_readmes_registry_key_and_skip_are_the_ones_the_refusal_names() -> None:
+    problem = only(run(ready_host("prod-eks")))
+    named = [way.split("`")[1] for way in problem.ways]
+    flat = " ".join(LOCAL_CLUSTERS.split())
+    assert [(command, f"`{command}`" in flat) for command in named] == [
+        ("pulumi config set imageRepository <registry host>/k8s-demo", True),
+        ("make up PREFLIGHT_SKIP=image", True),
+    ]
+
+
+@pytest.mark.parametrize("context", ["docker-desktop", "rancher-desktop", "orbstack", "colima"])
+def test_the_readmes_same_engine_contexts_pass(context: str) -> None:
+    assert (context in LOCAL_CLUSTERS, run(ready_host(context)).passed) == (True, True)
