@@ -583,3 +583,28 @@ def test_the_readmes_registry_key_and_skip_are_the_ones_the_refusal_names() -> N
 @pytest.mark.parametrize("context", ["docker-desktop", "rancher-desktop", "orbstack", "colima"])
 def test_the_readmes_same_engine_contexts_pass(context: str) -> None:
     assert (context in LOCAL_CLUSTERS, run(ready_host(context)).passed) == (True, True)
+
+
+def test_the_cli_is_asked_its_version_once_per_binary(tmp_path: Path) -> None:
+    binary = tmp_path / "pulumi"
+    binary.write_text("v1", encoding="utf-8")
+    cache = preflight.VersionCache(tmp_path / "cache.json")
+    asked = ready_host(programs={"pulumi": str(binary)}, commands={(str(binary), "version"): Completed(0, "v3.260.0")})
+    unasked = ready_host(programs={"pulumi": str(binary)}, commands={})
+    assert (preflight.check_pulumi(asked, TESTED, cache), preflight.check_pulumi(unasked, TESTED, cache)) == (
+        None,
+        None,
+    )
+
+
+def test_a_replaced_cli_is_asked_again(tmp_path: Path) -> None:
+    binary = tmp_path / "pulumi"
+    binary.write_text("v1", encoding="utf-8")
+    cache = preflight.VersionCache(tmp_path / "cache.json")
+    host = ready_host(programs={"pulumi": str(binary)}, commands={(str(binary), "version"): Completed(0, "v3.260.0")})
+    preflight.check_pulumi(host, TESTED, cache)
+    binary.write_text("v2, longer", encoding="utf-8")
+    host.commands = {(str(binary), "version"): Completed(0, "v3.100.0")}
+    problem = preflight.check_pulumi(host, TESTED, cache)
+    assert problem is not None
+    assert problem.what.startswith(f"the Pulumi CLI at {binary} is v3.100.0;")
