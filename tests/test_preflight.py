@@ -18,19 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
+from components import docker_engine
+from components.docker_engine import Answer, Completed, DockerEndpoint, Engine, RealHost, Tls
 from ops import preflight
-from ops.preflight import (
-    Answer,
-    Completed,
-    DockerEndpoint,
-    Engine,
-    KindLoad,
-    KubeTarget,
-    Problem,
-    RealHost,
-    StackFacts,
-    Tls,
-)
+from ops.preflight import KindLoad, KubeTarget, Problem, StackFacts
 from project import ROOT
 
 HOME = Path("/home/user")
@@ -134,8 +125,9 @@ def test_python_3_11_passes() -> None:
     assert preflight.check_python((3, 11, 0), "python3") is None
 
 
-def test_the_module_parses_as_python_3_8_so_an_old_python_gets_the_message() -> None:
-    source = (ROOT / "ops" / "preflight.py").read_text(encoding="utf-8")
+@pytest.mark.parametrize("module", ["ops/preflight.py", "components/docker_engine.py"])
+def test_the_host_stage_parses_as_python_3_8_so_an_old_python_gets_the_message(module: str) -> None:
+    source = (ROOT / module).read_text(encoding="utf-8")
     assert isinstance(ast.parse(source, feature_version=(3, 8)), ast.Module)
 
 
@@ -356,13 +348,13 @@ def test_the_docker_endpoint_is_the_stacks_then_docker_host_then_the_context_the
         HOME / ".docker" / "contexts" / "meta" / digest / "meta.json": json.dumps(meta),
     }
     found = [
-        preflight.resolve_docker_endpoint(facts(**{"docker:host": "tcp://10.0.0.9:2375"}), FakeHost(files=files)),
-        preflight.resolve_docker_endpoint(facts(), FakeHost(env={"DOCKER_HOST": "unix:///s.sock"}, files=files)),
-        preflight.resolve_docker_endpoint(facts(), FakeHost(files=files)),
-        preflight.resolve_docker_endpoint(facts(), FakeHost()),
+        docker_engine.resolve_docker_endpoint(FakeHost(files=files), "tcp://10.0.0.9:2375", "docker:host (here)"),
+        docker_engine.resolve_docker_endpoint(FakeHost(env={"DOCKER_HOST": "unix:///s.sock"}, files=files)),
+        docker_engine.resolve_docker_endpoint(FakeHost(files=files)),
+        docker_engine.resolve_docker_endpoint(FakeHost()),
     ]
     assert [(e.host, e.source) for e in found] == [
-        ("tcp://10.0.0.9:2375", "docker:host (Pulumi.dev.yaml)"),
+        ("tcp://10.0.0.9:2375", "docker:host (here)"),
         ("unix:///s.sock", "DOCKER_HOST"),
         ("unix:///home/user/.colima/docker.sock", "docker context 'colima'"),
         ("unix:///var/run/docker.sock", "the default: DOCKER_HOST is not set"),
@@ -371,7 +363,7 @@ def test_the_docker_endpoint_is_the_stacks_then_docker_host_then_the_context_the
 
 def test_the_engines_platform_is_its_os_and_architecture() -> None:
     host = FakeHost(answers={"unix:///s.sock": Answer(200, json.dumps({"Os": "linux", "Arch": "arm64"}))})
-    assert preflight.probe_docker(DockerEndpoint("unix:///s.sock", "DOCKER_HOST"), host) == Engine("linux/arm64")
+    assert docker_engine.probe_docker(DockerEndpoint("unix:///s.sock", "DOCKER_HOST"), host) == Engine("linux/arm64")
 
 
 def test_no_engine_when_the_update_builds_is_refused_with_the_ways_forward() -> None:
@@ -518,7 +510,7 @@ def engine_socket(tmp_path: Path) -> Iterator[Path]:
 
 def test_the_engine_is_asked_over_its_unix_socket(engine_socket: Path) -> None:
     endpoint = DockerEndpoint(f"unix://{engine_socket}", "DOCKER_HOST")
-    assert preflight.probe_docker(endpoint, RealHost()) == Engine("linux/amd64")
+    assert docker_engine.probe_docker(endpoint, RealHost()) == Engine("linux/amd64")
 
 
 def test_make_ups_flags_are_checked_first(capsys: pytest.CaptureFixture[str]) -> None:
