@@ -583,15 +583,18 @@ def check_docker(endpoint: DockerEndpoint, engine: Engine | str, reference: str)
 
 
 def check_image_delivery(
-    target: KubeTarget, reference: str, *, endpoint: DockerEndpoint, engine: Engine | None, host: Host, project: str
+    target: KubeTarget, reference: str, *, endpoint: DockerEndpoint, platform: str | None, host: Host, project: str
 ) -> Problem | KindLoad | None:
-    """How a local image built here reaches the cluster: already there, loaded into kind, or not at all."""
+    """How a local image built here reaches the cluster: already there, loaded into kind, or not at all.
+
+    ``platform`` is the one the update builds for (``buildPlatform``, else the engine's): the kind load builds the same.
+    """
     registry = f"`pulumi config set imageRepository <registry host>/{project}`"
     if target.context in SAME_ENGINE_CONTEXTS or target.context.startswith(SANDBOX_CONTEXT_PREFIX):
         return None
     if target.context.startswith(KIND_CONTEXT_PREFIX):
         cluster = target.context[len(KIND_CONTEXT_PREFIX) :]
-        load = KindLoad(reference, cluster, engine.platform if engine else None)
+        load = KindLoad(reference, cluster, platform)
         if host.which("kind") is not None:
             return load
         return Problem(
@@ -687,7 +690,8 @@ def preflight(
                 target,
                 reference,
                 endpoint=endpoint,
-                engine=engine if isinstance(engine, Engine) else None,
+                platform=_config_text(facts, f"{facts.project}:buildPlatform")
+                or (engine.platform if isinstance(engine, Engine) else None),
                 host=host,
                 project=facts.project,
             )

@@ -366,6 +366,22 @@ def test_the_engines_platform_is_its_os_and_architecture() -> None:
     assert docker_engine.probe_docker(DockerEndpoint("unix:///s.sock", "DOCKER_HOST"), host) == Engine("linux/arm64")
 
 
+def test_the_program_builds_for_the_engines_platform() -> None:
+    host = FakeHost(env={"DOCKER_HOST": "unix:///s.sock"}, answers={"unix:///s.sock": Answer(200, ENGINE_VERSION)})
+    assert docker_engine.engine_platform(host) == "linux/amd64"
+
+
+def test_an_engine_that_does_not_answer_has_no_platform() -> None:
+    assert docker_engine.engine_platform(FakeHost(env={"DOCKER_HOST": "unix:///s.sock"})) is None
+
+
+def test_a_simulated_engine_answers_without_asking_one() -> None:
+    host = FakeHost(env={"DOCKER_HOST": "unix:///s.sock"})
+    with docker_engine.simulated_engine("linux/riscv64"):
+        platform = docker_engine.engine_platform(host)
+    assert (platform, host.requests) == ("linux/riscv64", [])
+
+
 def test_no_engine_when_the_update_builds_is_refused_with_the_ways_forward() -> None:
     host = ready_host(env={"DOCKER_HOST": "unix:///tmp/no-docker.sock"})
     problem = only(run(host))
@@ -600,3 +616,9 @@ def test_a_replaced_cli_is_asked_again(tmp_path: Path) -> None:
     problem = preflight.check_pulumi(host, TESTED, cache)
     assert problem is not None
     assert problem.what.startswith(f"the Pulumi CLI at {binary} is v3.100.0;")
+
+
+def test_the_kind_load_builds_for_the_configured_platform() -> None:
+    host = ready_host("kind-demo", programs={"pulumi": "/usr/bin/pulumi", "kind": "/usr/bin/kind"})
+    report = run(host, facts(**{"k8s-demo:buildPlatform": "linux/arm64"}))
+    assert report.kind_load == KindLoad("k8s-demo:0.2", "demo", "linux/arm64")
