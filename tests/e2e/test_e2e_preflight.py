@@ -1,13 +1,14 @@
 """A newcomer's first errors, for real: ``make up`` refuses what it cannot do in seconds, and takes Pulumi's flags.
 
-A stack of its own (``preflight``, namespace ``k8s-demo-preflight``, 2
-replicas) in the suite's project copy and cluster, deployed once at 0.1 (no
+A project copy and stack of their own (``preflight``, namespace
+``k8s-demo-preflight``, 2 replicas) on the suite's cluster, deployed once at 0.1 (no
 build). Each refusal runs the user's ``make up ARGS=--yes`` on a machine that
 lacks one thing (the Pulumi CLI on PATH, a listening API server, a Docker
 engine when the update builds), and must end within ``REFUSAL_SECONDS`` with
 the pre-flight's message, exit status 2, and the stack and cluster as they
 were. Then ``--skip-preview`` and ``--target`` go through ``make up`` to the
-engine with Pulumi's meaning.
+engine with Pulumi's meaning, and a build of the app's version names its
+platform (the engine's), so the Docker provider has nothing to warn about.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pulumi import automation as auto
 
 from project import DEPLOYMENT_TYPE
 from tests.e2e.operator import command_env, make
-from tests.e2e.sandbox import Cluster, Project, tools_dir
+from tests.e2e.sandbox import APP_VERSION, Cluster, Project, tools_dir
 from tests.e2e.test_e2e import DEPLOYMENT, SERVICE, image
 
 pytestmark = pytest.mark.e2e
@@ -84,11 +85,17 @@ def refused_up(project: Project, stack: auto.Stack, cluster: Cluster, env: dict[
 
 
 @pytest.fixture(scope="module")
-def stack(e2e_project: Project, e2e_cluster: Cluster) -> auto.Stack:
-    created = e2e_project.stack(STACK)
-    pulumi(e2e_project, "config", "set", "replicas", "2")
-    pulumi(e2e_project, "config", "set", "imageTag", "0.1")
-    done = make(e2e_project, "up", f"STACK={STACK}", "ARGS=--yes")
+def project(tmp_path_factory: pytest.TempPathFactory, e2e_cluster: Cluster) -> Project:
+    """A project copy of its own: the app as committed, whatever other scenario files do to theirs."""
+    return Project(tmp_path_factory.mktemp("preflight"), e2e_cluster)
+
+
+@pytest.fixture(scope="module")
+def stack(project: Project, e2e_cluster: Cluster) -> auto.Stack:
+    created = project.stack(STACK)
+    pulumi(project, "config", "set", "replicas", "2")
+    pulumi(project, "config", "set", "imageTag", "0.1")
+    done = make(project, "up", f"STACK={STACK}", "ARGS=--yes")
     assert done.returncode == 0, done.stderr
     return created
 
@@ -99,11 +106,11 @@ def before(stack: auto.Stack, e2e_cluster: Cluster) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def no_cli(stack: auto.Stack, before: tuple[int, str], e2e_project: Project, e2e_cluster: Cluster) -> Refusal:
-    env = command_env(e2e_project)
+def no_cli(stack: auto.Stack, before: tuple[int, str], project: Project, e2e_cluster: Cluster) -> Refusal:
+    env = command_env(project)
     # The caller's PATH without any directory that has a pulumi binary (the sandbox's tools, or a user's own).
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not (Path(p) / "pulumi").exists())
-    return refused_up(e2e_project, stack, e2e_cluster, env)
+    return refused_up(project, stack, e2e_cluster, env)
 
 
 def closed_port() -> int:
@@ -113,28 +120,28 @@ def closed_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def cluster_down(no_cli: Refusal, stack: auto.Stack, e2e_project: Project, e2e_cluster: Cluster) -> Refusal:
+def cluster_down(no_cli: Refusal, stack: auto.Stack, project: Project, e2e_cluster: Cluster) -> Refusal:
     document = yaml.safe_load(e2e_cluster.kubeconfig.read_text(encoding="utf-8"))
     for entry in document["clusters"]:
         entry["cluster"]["server"] = f"https://127.0.0.1:{closed_port()}"
-    down = e2e_project.dir.parent / "down.kubeconfig"
+    down = project.dir.parent / "down.kubeconfig"
     down.write_text(yaml.safe_dump(document), encoding="utf-8")
-    pulumi(e2e_project, "config", "set", "kubernetes:kubeconfig", str(down))
+    pulumi(project, "config", "set", "kubernetes:kubeconfig", str(down))
     try:
-        return refused_up(e2e_project, stack, e2e_cluster)
+        return refused_up(project, stack, e2e_cluster)
     finally:
-        pulumi(e2e_project, "config", "set", "kubernetes:kubeconfig", str(e2e_cluster.kubeconfig))
+        pulumi(project, "config", "set", "kubernetes:kubeconfig", str(e2e_cluster.kubeconfig))
 
 
 @pytest.fixture(scope="module")
-def no_engine(cluster_down: Refusal, stack: auto.Stack, e2e_project: Project, e2e_cluster: Cluster) -> Refusal:
-    env = {**command_env(e2e_project), "DOCKER_HOST": f"unix://{e2e_project.dir.parent / 'no-docker.sock'}"}
+def no_engine(cluster_down: Refusal, stack: auto.Stack, project: Project, e2e_cluster: Cluster) -> Refusal:
+    env = {**command_env(project), "DOCKER_HOST": f"unix://{project.dir.parent / 'no-docker.sock'}"}
     # From imageTag 0.1 to the app's version: this update builds.
-    pulumi(e2e_project, "config", "rm", "imageTag")
+    pulumi(project, "config", "rm", "imageTag")
     try:
-        return refused_up(e2e_project, stack, e2e_cluster, env)
+        return refused_up(project, stack, e2e_cluster, env)
     finally:
-        pulumi(e2e_project, "config", "set", "imageTag", "0.1")
+        pulumi(project, "config", "set", "imageTag", "0.1")
 
 
 def test_no_cli_is_refused_with_the_install_page(no_cli: Refusal) -> None:
@@ -152,8 +159,8 @@ def test_no_cli_changes_nothing(no_cli: Refusal, before: tuple[int, str]) -> Non
     assert (no_cli.updates, no_cli.image) == before
 
 
-def test_a_closed_api_server_port_is_refused_naming_it(cluster_down: Refusal, e2e_project: Project) -> None:
-    down = e2e_project.dir.parent / "down.kubeconfig"
+def test_a_closed_api_server_port_is_refused_naming_it(cluster_down: Refusal, project: Project) -> None:
+    down = project.dir.parent / "down.kubeconfig"
     document = yaml.safe_load(down.read_text(encoding="utf-8"))
     context, server = document["current-context"], document["clusters"][0]["cluster"]["server"]
     assert (cluster_down.returncode, cluster_down.stderr.splitlines()[0]) == (
@@ -171,11 +178,11 @@ def test_a_closed_api_server_port_changes_nothing(cluster_down: Refusal, before:
     assert (cluster_down.updates, cluster_down.image) == before
 
 
-def test_no_engine_for_a_build_is_refused_naming_the_socket(no_engine: Refusal, e2e_project: Project) -> None:
-    socket_path = e2e_project.dir.parent / "no-docker.sock"
+def test_no_engine_for_a_build_is_refused_naming_the_socket(no_engine: Refusal, project: Project) -> None:
+    socket_path = project.dir.parent / "no-docker.sock"
     assert no_engine.returncode == 2
     assert no_engine.stderr.splitlines()[0] == (
-        f"error: [docker] this update builds {image(read_app_version(e2e_project))} (imageTag is the app's version), "
+        f"error: [docker] this update builds {image(APP_VERSION)} (imageTag is the app's version), "
         f"and no Docker engine answers at unix://{socket_path} (DOCKER_HOST): no such socket."
     )
 
@@ -188,18 +195,14 @@ def test_no_engine_for_a_build_changes_nothing(no_engine: Refusal, before: tuple
     assert (no_engine.updates, no_engine.image) == before
 
 
-def read_app_version(project: Project) -> str:
-    return (project.dir / "app" / "VERSION").read_text(encoding="utf-8").strip()
-
-
 # Pulumi's own flags, through make up.
 
 
 @pytest.fixture(scope="module")
-def skip_preview(no_engine: Refusal, stack: auto.Stack, e2e_project: Project) -> subprocess.CompletedProcess[str]:
-    pulumi(e2e_project, "config", "set", "replicas", "3")
+def skip_preview(no_engine: Refusal, stack: auto.Stack, project: Project) -> subprocess.CompletedProcess[str]:
+    pulumi(project, "config", "set", "replicas", "3")
     # Without --yes and without a terminal: as with `pulumi up --skip-preview`, nothing asks for a confirmation.
-    return make(e2e_project, "up", f"STACK={STACK}", "ARGS=--skip-preview")
+    return make(project, "up", f"STACK={STACK}", "ARGS=--skip-preview")
 
 
 def test_skip_preview_updates_without_a_preview_or_a_question(skip_preview: subprocess.CompletedProcess[str]) -> None:
@@ -228,15 +231,15 @@ def node_port(cluster: Cluster) -> int:
 
 
 @pytest.fixture(scope="module")
-def targeted(skip_preview: subprocess.CompletedProcess[str], stack: auto.Stack, e2e_project: Project) -> Targeted:
-    before = node_port(e2e_project.cluster)
-    pulumi(e2e_project, "config", "set", "replicas", "4")
+def targeted(skip_preview: subprocess.CompletedProcess[str], stack: auto.Stack, project: Project) -> Targeted:
+    before = node_port(project.cluster)
+    pulumi(project, "config", "set", "replicas", "4")
     # A node port the Service does not have: only an update of the Service would set it.
-    pulumi(e2e_project, "config", "set", "nodePort", str(before + 1 if before < 32767 else before - 1))
+    pulumi(project, "config", "set", "nodePort", str(before + 1 if before < 32767 else before - 1))
     try:
-        done = make(e2e_project, "up", f"STACK={STACK}", f"ARGS=--yes --target {deployment_urn(stack)}")
+        done = make(project, "up", f"STACK={STACK}", f"ARGS=--yes --target {deployment_urn(stack)}")
     finally:
-        pulumi(e2e_project, "config", "rm", "nodePort")
+        pulumi(project, "config", "rm", "nodePort")
     return Targeted(done, before)
 
 
@@ -247,3 +250,28 @@ def test_target_updates_the_deployment(targeted: Targeted, e2e_cluster: Cluster)
 
 def test_target_leaves_the_other_resources_alone(targeted: Targeted, e2e_cluster: Cluster) -> None:
     assert node_port(e2e_cluster) == targeted.node_port_before
+
+
+# The build names its platform: the Docker provider's "Building your image for linux/amd64 architecture" is gone.
+
+
+@pytest.fixture(scope="module")
+def build(targeted: Targeted, project: Project) -> subprocess.CompletedProcess[str]:
+    # From imageTag 0.1 to the app's version: this update builds, in the sandbox's engine.
+    pulumi(project, "config", "rm", "imageTag")
+    return make(project, "up", f"STACK={STACK}", "ARGS=--yes")
+
+
+def test_a_build_deploys_the_app_version(build: subprocess.CompletedProcess[str], e2e_cluster: Cluster) -> None:
+    assert build.returncode == 0, build.stderr
+    assert running_image(e2e_cluster) == image(APP_VERSION)
+
+
+def test_a_build_prints_no_platform_warning(build: subprocess.CompletedProcess[str]) -> None:
+    assert "Building your image for" not in build.stdout + build.stderr
+
+
+def test_a_build_is_for_the_engines_platform(build: subprocess.CompletedProcess[str], e2e_cluster: Cluster) -> None:
+    engine = e2e_cluster.docker("version", "--format", "{{.Server.Os}}/{{.Server.Arch}}").strip()
+    built = e2e_cluster.docker("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image(APP_VERSION)).strip()
+    assert built == engine
