@@ -11,8 +11,9 @@ BIN := $(VENV)/bin
 CHECKS_VENV ?= .venv-checks
 CHECKS_BIN := $(CHECKS_VENV)/bin
 STACK ?= dev
-# Extra flags, e.g. ARGS=--yes: pulumi preview/destroy take its flags; up takes --yes, --refresh,
-# --message (python -m ops.releases up --help); rollback takes --no-image-check.
+# Extra flags, e.g. ARGS=--yes: pulumi preview/destroy take its flags; up takes pulumi up's own (--skip-preview,
+# --diff, --target, --parallel, --refresh, --message...) and --yes (make up ARGS=--help lists them, ops/update_flags.py);
+# rollback takes --no-image-check.
 ARGS ?=
 # make rollback TO=<release number or tag>; make history JSON=1 prints JSON.
 TO ?=

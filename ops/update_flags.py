@@ -172,15 +172,23 @@ def _unsupported(arg: str) -> str | None:
     return UNSUPPORTED.get(name)
 
 
-def parse(argv: list[str]) -> UpdateFlags:
-    """``ARGS`` of ``make up`` as ``UpdateFlags``; ``Refused`` naming the first flag it cannot honour."""
-    for arg in argv:
+def refusal(unknown: list[str]) -> Refused:
+    """Why ``unknown`` (arguments no flag took) is refused: a known ``pulumi up`` flag's reason, or that it is none."""
+    for arg in unknown:
         reason = _unsupported(arg) if arg.startswith("-") else None
         if reason is not None:
-            raise Refused(f"make up cannot pass {arg} on: {reason}")
+            return Refused(f"make up cannot pass {arg} on: {reason}")
+    return Refused(f"make up cannot pass {' '.join(unknown)} on: not a pulumi up flag it takes")
+
+
+def parse(argv: list[str]) -> UpdateFlags:
+    """``ARGS`` of ``make up`` as ``UpdateFlags``; ``Refused`` naming the first flag it cannot honour."""
+    unsupported = [arg for arg in argv if arg.startswith("-") and _unsupported(arg) is not None]
+    if unsupported:
+        raise refusal(unsupported)
     parser = _Parser(prog="make up ARGS=", add_help=False)
     add_update_flags(parser)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        raise Refused(f"make up cannot pass {' '.join(unknown)} on: not a pulumi up flag it takes")
+        raise refusal(unknown)
     return flags_from(args)
