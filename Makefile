@@ -13,7 +13,8 @@ CHECKS_BIN := $(CHECKS_VENV)/bin
 STACK ?= dev
 # Extra flags, e.g. ARGS=--yes: pulumi preview/destroy take its flags; up takes pulumi up's own (--skip-preview,
 # --diff, --target, --parallel, --refresh, --message...) and --yes (make up ARGS=--help lists them, ops/update_flags.py);
-# rollback takes --no-image-check.
+# rollback takes --no-image-check. ARGS are shell words, as on a command line, and make leaves their $ alone
+# (the recipes read $(value ARGS)): quote a URN's $ as for the shell, make up ARGS="--target 'urn:...\$kubernetes:...'".
 ARGS ?=
 # make rollback TO=<release number or tag>; make history JSON=1 prints JSON.
 TO ?=
@@ -90,7 +91,7 @@ preflight-host:
 
 # make up's pre-flight also loads the image it builds into a kind cluster (kind load docker-image).
 preflight-up: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.preflight
-	@$(PREFLIGHT) --for up --load -- $(ARGS)
+	@$(PREFLIGHT) --for up --load -- $(value ARGS)
 
 preflight-preview: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.preflight
 	@$(PREFLIGHT) --for preview
@@ -102,14 +103,14 @@ preflight-rollback: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.
 # ops.releases up: pulumi up, and on a failed rollout (rollbackOnFailure) one rollback to the last good tag.
 # ARGS=--help lists the flags up takes, with neither the pre-flight nor the stack.
 up: $(if $(filter --help -h,$(ARGS)),venv,preflight-up stack) ## Deploy STACK (default dev): build if needed, wait for the rollout, roll back if it fails
-	$(BIN)/python -m ops.releases up --stack $(STACK) $(ARGS)
+	$(BIN)/python -m ops.releases up --stack $(STACK) $(value ARGS)
 
 # history and rollback never create a stack: a misspelt STACK is refused, not initialised.
 history: login ## STACK's releases, newest first (JSON=1 for JSON)
-	$(BIN)/python -m ops.releases history --stack $(STACK) $(if $(JSON),--json) $(ARGS)
+	$(BIN)/python -m ops.releases history --stack $(STACK) $(if $(JSON),--json) $(value ARGS)
 
 rollback: preflight-rollback login ## Deploy the tag of release TO=<number>, or TO=<tag>; waits for the rollout
-	$(BIN)/python -m ops.releases rollback --stack $(STACK) --to '$(TO)' $(ARGS)
+	$(BIN)/python -m ops.releases rollback --stack $(STACK) --to '$(TO)' $(value ARGS)
 
 # Promotion (README, "From a pull request to prod"): never creates a stack; ARGS=--yes skips the confirmation.
 # OUT (with PREVIEW=1) is passed only when given on the command line: its default is the PR comment's file.
@@ -124,10 +125,10 @@ drift: login ## Has STACK drifted from its last update? Prints the drift section
 	$(BIN)/python -m ops.drift --stack $(STACK) $(if $(filter command line,$(origin OUT)),--out '$(OUT)')
 
 preview: preflight-preview stack ## Show what `make up` would change
-	pulumi preview --stack $(STACK) --diff $(ARGS)
+	pulumi preview --stack $(STACK) --diff $(value ARGS)
 
 destroy: stack ## Remove everything STACK created, namespace included
-	pulumi destroy --stack $(STACK) $(ARGS)
+	pulumi destroy --stack $(STACK) $(value ARGS)
 
 # Pull-request comment of STACK's preview (see ops/preview/). OUT: the Markdown file.
 # EVENTS=file renders recorded engine events (one JSON event per line) instead of running a preview.

@@ -237,7 +237,8 @@ def targeted(skip_preview: subprocess.CompletedProcess[str], stack: auto.Stack, 
     # A node port the Service does not have: only an update of the Service would set it.
     pulumi(project, "config", "set", "nodePort", str(before + 1 if before < 32767 else before - 1))
     try:
-        done = make(project, "up", f"STACK={STACK}", f"ARGS=--yes --target {deployment_urn(stack)}")
+        # Quoted for the shell, as on a pulumi command line: a URN has a $ in it.
+        done = make(project, "up", f"STACK={STACK}", f"ARGS=--yes --target '{deployment_urn(stack)}'")
     finally:
         pulumi(project, "config", "rm", "nodePort")
     return Targeted(done, before)
