@@ -80,7 +80,7 @@ DOCKER_DESKTOP_KUBERNETES = "https://docs.docker.com/desktop/features/kubernetes
 #: The way forward that needs nothing but this repository (README, Try it without a cluster).
 SANDBOX = (
     'or use the sandbox (README, "Try it without a cluster"): `make sandbox-tools`, `make sandbox`, '
-    'then `eval "$(sandbox/env.sh)"`'
+    'then `eval "$(sandbox/sandbox.sh env)"`'
 )
 
 #: Where the check stage keeps ``pulumi version``'s output per CLI binary (``VersionCache``), under the project.
@@ -537,7 +537,7 @@ def _start_this_cluster(target: KubeTarget) -> str:
     if target.context in SAME_ENGINE_CONTEXTS:
         return f"start it: start {target.context} with Kubernetes enabled ({DOCKER_DESKTOP_KUBERNETES})"
     if target.context.startswith(SANDBOX_CONTEXT_PREFIX):
-        return 'start it: `make sandbox` (then `eval "$(sandbox/env.sh)"` in this shell)'
+        return 'start it: `make sandbox` (then `eval "$(sandbox/sandbox.sh env)"` in this shell)'
     return "start the cluster, or reach it (VPN, tunnel), and run the command again"
 
 

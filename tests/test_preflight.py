@@ -143,7 +143,7 @@ def test_no_pulumi_cli_names_the_install_page_and_the_sandbox() -> None:
         "error: [pulumi] the Pulumi CLI (`pulumi`) is not on PATH.\n"
         "  - install Pulumi 3.260.0 or a newer 3.x: https://www.pulumi.com/docs/iac/download-install/\n"
         '  - or use the sandbox (README, "Try it without a cluster"): `make sandbox-tools`, `make sandbox`, '
-        'then `eval "$(sandbox/env.sh)"`'
+        'then `eval "$(sandbox/sandbox.sh env)"`'
     )
 
 
