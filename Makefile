@@ -11,8 +11,10 @@ BIN := $(VENV)/bin
 CHECKS_VENV ?= .venv-checks
 CHECKS_BIN := $(CHECKS_VENV)/bin
 STACK ?= dev
-# Extra flags, e.g. ARGS=--yes: pulumi preview/destroy take its flags; up takes --yes, --refresh,
-# --message (python -m ops.releases up --help); rollback takes --no-image-check.
+# Extra flags, e.g. ARGS=--yes: pulumi preview/destroy take its flags; up takes pulumi up's own (--skip-preview,
+# --diff, --target, --parallel, --refresh, --message...) and --yes (make up ARGS=--help lists them, ops/update_flags.py);
+# rollback takes --no-image-check. ARGS are shell words, as on a command line, and make leaves their $ alone
+# (the recipes read $(value ARGS)): quote a URN's $ as for the shell, make up ARGS="--target 'urn:...\$kubernetes:...'".
 ARGS ?=
 # make rollback TO=<release number or tag>; make history JSON=1 prints JSON.
 TO ?=
@@ -33,15 +35,23 @@ endif
 endif
 
 .PHONY: help venv up preview destroy login stack history rollback promote drift test lint typecheck unit bench-mocks \
+        preflight-host preflight-up preflight-preview preflight-rollback \
         sandbox-tools sandbox sandbox-down sandbox-status sandbox-registry sandbox-registry-down e2e workflows act bench \
         render checks checks-venv shell-checks workflow-checks pr-comment pr-preview
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
 
-# The project itself goes in editable (pyproject.toml), so the policy pack imports it by name.
-$(BIN)/.installed: requirements.txt requirements-dev.txt policy/requirements.txt pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+
+# PyYAML alone, in seconds: all the pre-flight needs (kubeconfig, stack files) before the rest of the venv.
+$(BIN)/.preflight: requirements-preflight.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-preflight.txt
+	touch $@
+
+# The project itself goes in editable (pyproject.toml), so the policy pack imports it by name.
+$(BIN)/.installed: requirements.txt requirements-dev.txt policy/requirements.txt pyproject.toml $(BIN)/.preflight
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
@@ -67,35 +77,58 @@ login: venv
 stack: login ## Log in to the state backend, then select STACK (create it if new)
 	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
 
+# The pre-flight (ops/preflight.py) of up, preview and rollback: it runs first, before the venv's install and
+# before anything changes state, and refuses (exit 2) with one message per problem. Its host stage (Python, the
+# Pulumi CLI) needs no venv and runs with $(PYTHON) when none exists yet; the rest runs with the venv's Python as
+# soon as PyYAML is in it ($(BIN)/.preflight). PREFLIGHT_SKIP=image,... skips checks by name.
+PREFLIGHT_SKIP ?=
+PREFLIGHT = $(BIN)/python -m ops.preflight check --stack $(STACK) $(if $(PREFLIGHT_SKIP),--skip '$(PREFLIGHT_SKIP)')
+# Prerequisites run in order: no parallel make here.
+.NOTPARALLEL:
+
+preflight-host:
+	@$(PYTHON) -m ops.preflight host
+
+# make up's pre-flight also loads the image it builds into a kind cluster (kind load docker-image).
+preflight-up: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.preflight
+	@$(PREFLIGHT) --for up --load -- $(value ARGS)
+
+preflight-preview: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.preflight
+	@$(PREFLIGHT) --for preview
+
+preflight-rollback: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.preflight
+	@test -n "$(TO)" || { echo "make rollback needs TO=<release number or tag> (see make history)" >&2; exit 2; }
+	@$(PREFLIGHT) --for rollback --to '$(TO)'
+
 # ops.releases up: pulumi up, and on a failed rollout (rollbackOnFailure) one rollback to the last good tag.
-up: stack ## Deploy STACK (default dev): build if needed, wait for the rollout, roll back if it fails
-	$(BIN)/python -m ops.releases up --stack $(STACK) $(ARGS)
+# ARGS=--help lists the flags up takes, with neither the pre-flight nor the stack.
+up: $(if $(filter --help -h,$(ARGS)),venv,preflight-up stack) ## Deploy STACK (default dev): build if needed, wait for the rollout, roll back if it fails
+	$(BIN)/python -m ops.releases up --stack $(STACK) $(value ARGS)
 
 # history and rollback never create a stack: a misspelt STACK is refused, not initialised.
 history: login ## STACK's releases, newest first (JSON=1 for JSON)
-	$(BIN)/python -m ops.releases history --stack $(STACK) $(if $(JSON),--json) $(ARGS)
+	$(BIN)/python -m ops.releases history --stack $(STACK) $(if $(JSON),--json) $(value ARGS)
 
-rollback: login ## Deploy the tag of release TO=<number>, or TO=<tag>; waits for the rollout
-	@test -n "$(TO)" || { echo "make rollback needs TO=<release number or tag> (see make history)" >&2; exit 2; }
-	$(BIN)/python -m ops.releases rollback --stack $(STACK) --to '$(TO)' $(ARGS)
+rollback: preflight-rollback login ## Deploy the tag of release TO=<number>, or TO=<tag>; waits for the rollout
+	$(BIN)/python -m ops.releases rollback --stack $(STACK) --to '$(TO)' $(value ARGS)
 
 # Promotion (README, "From a pull request to prod"): never creates a stack; ARGS=--yes skips the confirmation.
 # OUT (with PREVIEW=1) is passed only when given on the command line: its default is the PR comment's file.
 promote: login ## Deploy to TO exactly the image of FROM's newest good release (REL=<n or git tag>); PREVIEW=1 changes nothing
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "make promote needs FROM=<stack> TO=<stack> [REL=<release number or git tag>] [PREVIEW=1]" >&2; exit 2; }
 	$(BIN)/python -m ops.releases promote --from '$(FROM)' --to '$(TO)' $(if $(REL),--release '$(REL)') \
-	    $(if $(PREVIEW),--preview) $(if $(filter command line,$(origin OUT)),--out '$(OUT)') $(ARGS)
+	    $(if $(PREVIEW),--preview) $(if $(filter command line,$(origin OUT)),--out '$(OUT)') $(value ARGS)
 
 # A refreshing preview that writes no state (README, "Drift watch"). ops.drift exits 0 (no drift), 1 (drift), 2 (the
 # check failed); make turns 1 and 2 into its own 2, so OUT=<file.json> also writes the verdict, exitCode included.
 drift: login ## Has STACK drifted from its last update? Prints the drift section; OUT=<file.json> for scripts
 	$(BIN)/python -m ops.drift --stack $(STACK) $(if $(filter command line,$(origin OUT)),--out '$(OUT)')
 
-preview: stack ## Show what `make up` would change
-	pulumi preview --stack $(STACK) --diff $(ARGS)
+preview: preflight-preview stack ## Show what `make up` would change
+	pulumi preview --stack $(STACK) --diff $(value ARGS)
 
 destroy: stack ## Remove everything STACK created, namespace included
-	pulumi destroy --stack $(STACK) $(ARGS)
+	pulumi destroy --stack $(STACK) $(value ARGS)
 
 # Pull-request comment of STACK's preview (see ops/preview/). OUT: the Markdown file.
 # EVENTS=file renders recorded engine events (one JSON event per line) instead of running a preview.
@@ -236,5 +269,6 @@ act: venv ## Run the workflows for EVENT=<payload in tests/e2e/events> on this w
 	@test -n "$(EVENT)" || { echo "make act needs EVENT=<name>, one of: $$(ls tests/e2e/events | sed 's/\.json$$//' | xargs)" >&2; exit 2; }
 	$(BIN)/python -m tests.e2e.workflow_runner $(EVENT)
 
-bench: venv ## Sandbox benchmark: pulumi up vs kubectl apply, rollouts vs their floors, real traffic
+bench: venv ## Sandbox benchmark: pulumi up vs kubectl apply, rollouts vs their floors, real traffic, the pre-flight's cost
 	$(BIN)/python -m tests.e2e.bench
+	$(BIN)/python -m tests.e2e.bench_preflight

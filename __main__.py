@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pulumi
 
+from components import docker_engine
 from components.image import AppImage, AppImageArgs
 from components.settings import load_settings
 from components.webapp import WebApp, WebAppArgs, node_url
@@ -23,6 +26,9 @@ image_args = AppImageArgs(
     app_version=settings.app_version,
     context=APP_DIR,
 )
+if image_args.build:
+    # For buildPlatform, else for the engine that builds it (DOCKER_HOST, the Docker context, the default socket).
+    image_args = replace(image_args, platform=settings.build_platform or docker_engine.engine_platform())
 image = AppImage("app-image", image_args)
 
 app = WebApp(

@@ -19,6 +19,9 @@ class AppImageArgs:
     Pulumi runs the program), so the recorded path is the same on every machine.
     ``digest`` (default ``""``, none) pins a pushed image by its manifest digest:
     it is deployed as ``<repository>@<digest>`` and nothing is built.
+    ``platform`` is what the build is for (``linux/amd64``); None leaves it to the
+    Docker provider, which then takes its own machine's architecture and says so
+    on every build.
     """
 
     repository: str
@@ -26,6 +29,7 @@ class AppImageArgs:
     app_version: str
     context: str
     digest: str = ""
+    platform: str | None = None
 
     def __post_init__(self) -> None:
         if not self.tag or self.tag == "latest":
@@ -70,7 +74,9 @@ class AppImage(pulumi.ComponentResource):
             image = docker.Image(
                 f"{name}-build",
                 image_name=args.reference,
-                build=docker.DockerBuildArgs(context=args.context, dockerfile=f"{args.context}/Dockerfile"),
+                build=docker.DockerBuildArgs(
+                    context=args.context, dockerfile=f"{args.context}/Dockerfile", platform=args.platform
+                ),
                 skip_push=not args.push,
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -12,10 +12,11 @@ for that key.
 
 Defaults live in ``Pulumi.yaml`` only, so the model has none: the Pulumi CLI
 requires a default for every declared key and merges it into the stack's
-config, so the program sees every key. Three defaults depend on the stack or
-the app and are spelt as markers there: ``imageTag: app/VERSION`` (the app's
-version), ``namespace: ""`` (``k8s-demo-<stack>``) and ``nodePort: 0``
-(assigned by the cluster, as in Kubernetes itself).
+config, so the program sees every key. Four defaults depend on the stack, the app
+or the Docker engine and are spelt as markers there: ``imageTag: app/VERSION`` (the app's
+version), ``namespace: ""`` (``k8s-demo-<stack>``), ``nodePort: 0``
+(assigned by the cluster, as in Kubernetes itself) and ``buildPlatform: ""``
+(the platform of the Docker engine that builds the image).
 
 The program reads its config through the SDK's public API: values with
 ``pulumi.Config``, and the list of keys set (to refuse a misspelt one) with
@@ -48,6 +49,7 @@ from components.values import (
     LATEST_REFUSED,
     NODE_PORT_MAX,
     NODE_PORT_MIN,
+    PLATFORM,
     QUANTITY,
     REPOSITORY,
     TAG,
@@ -67,6 +69,8 @@ APP_VERSION_TAG = "app/VERSION"
 ASSIGNED_NODE_PORT = 0
 #: ``namespace`` marker (Pulumi.yaml's default): derive it from the project and stack.
 DERIVED_NAMESPACE = ""
+#: ``buildPlatform`` marker (Pulumi.yaml's default): build for the platform of the Docker engine that builds.
+ENGINE_PLATFORM = ""
 
 #: What ``imageTag`` may be: a tag, or the marker of the app's version.
 IMAGE_TAG_RULE = f"{TAG_RULE}, or {APP_VERSION_TAG!r} for the app's version"
@@ -76,6 +80,7 @@ _TAG_OR_MARKER = rf"^(?:{TAG.pattern[1:-1]}|{re.escape(APP_VERSION_TAG)})$"
 _DNS_LABEL_OR_MARKER = rf"^(?:{DNS_LABEL.pattern[1:-1]}|{re.escape(DERIVED_NAMESPACE)})$"
 # A digest, or the empty default: none.
 _DIGEST_OR_NONE = rf"^(?:{DIGEST.pattern[1:-1]})?$"
+_PLATFORM_OR_MARKER = rf"^(?:{PLATFORM.pattern[1:-1]}|{re.escape(ENGINE_PLATFORM)})$"
 # The two spellings of a boolean the Pulumi CLI passes for a ``type: boolean`` key.
 _BOOLEANS = {"true": True, "false": False}
 
@@ -120,6 +125,10 @@ def _rules(project: str) -> dict[str, str]:
         "memoryRequest": _QUANTITY_RULE,
         "memoryLimit": _QUANTITY_RULE,
         "rollbackOnFailure": "must be true or false",
+        "buildPlatform": (
+            "must be a platform os/arch[/variant] such as 'linux/amd64', 'linux/arm64' or 'linux/arm/v7'; "
+            f"or {ENGINE_PLATFORM!r} for the platform of the Docker engine that builds"
+        ),
     }
 
 
@@ -207,6 +216,7 @@ class ConfigKeys(BaseModel):
     memory_request: Quantity
     memory_limit: Quantity
     rollback_on_failure: Annotated[bool, BeforeValidator(_boolean)]
+    build_platform: Annotated[str, Field(pattern=_PLATFORM_OR_MARKER)]
 
     @field_validator("image_tag")
     @classmethod
@@ -284,7 +294,8 @@ class Settings:
     ``image_tag`` is the tag to deploy, the ``app/VERSION`` marker resolved;
     ``image_digest`` the manifest digest that pins it (a promotion), empty for none;
     ``namespace`` is the namespace to create, its marker resolved;
-    ``node_port`` None lets the cluster assign one. ``rollout`` holds the
+    ``node_port`` None lets the cluster assign one; ``build_platform`` None
+    builds for the Docker engine's own platform. ``rollout`` holds the
     replicas and the rolling update. ``rollback_on_failure`` is read only by
     ``ops.releases up`` (``make up``): the program itself deploys the same
     objects either way.
@@ -301,6 +312,7 @@ class Settings:
     namespace: str
     resources: Resources
     rollback_on_failure: bool
+    build_platform: str | None
 
     @property
     def change_cause(self) -> str:
@@ -435,4 +447,5 @@ def load_settings(
             memory_limit=keys.memory_limit,
         ),
         rollback_on_failure=keys.rollback_on_failure,
+        build_platform=None if keys.build_platform == ENGINE_PLATFORM else keys.build_platform,
     )

@@ -41,6 +41,8 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_LABEL_MAX = 63
 #: A label value: at most 63 characters, alphanumeric at both ends, '-', '_' and '.' between; or empty.
 LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+#: An image platform as Docker names it: ``os/arch`` or ``os/arch/variant`` (``linux/amd64``, ``linux/arm/v7``).
+PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
 #: A host name or an IP address (v4 or v6), as far as a URL needs one.
 HOSTNAME_OR_IP = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.:-]*[A-Za-z0-9])?$")
 #: A whole number as stack config spells one: digits, an optional leading '+'.

@@ -23,6 +23,7 @@ from typing import Any
 
 from pulumi import automation as auto
 
+from ops.update_flags import UpdateFlags
 from project import ROOT
 
 #: Entries per ``pulumi stack history`` page (the CLI's default page is 10, which would hide older updates).
@@ -355,12 +356,26 @@ class _Recorder:
         return report_from_events(self.events, command_failed=command_failed, stderr="\n".join(self.stderr))
 
 
+def _options(
+    flags: Mapping[str, Any], *, refresh: bool, diff: bool = False, policy_packs: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The Automation API's keyword options: the flags', with this call's own refresh, diff and policy packs added."""
+    packs = [*policy_packs, *(flags.get("policy_packs") or [])]
+    return {
+        **flags,
+        "refresh": True if refresh or flags.get("refresh") else None,
+        "diff": True if diff or flags.get("diff") else None,
+        "policy_packs": packs or None,
+    }
+
+
 def preview(
     stack: auto.Stack,
     *,
     refresh: bool = False,
     policy_packs: Sequence[str] = (),
     diff: bool = False,
+    flags: UpdateFlags | None = None,
     on_output: Output | None = None,
     on_error: Output | None = None,
     on_event: Callable[[auto.EngineEvent], None] | None = None,
@@ -368,6 +383,7 @@ def preview(
 ) -> Report:
     """``pulumi preview``: what an update would do. A failed preview is a report too (``Report.failed``).
 
+    ``flags`` are ``make up``'s (``--target``, ``--parallel``…), so the preview shows what that update will do.
     ``on_output`` receives the engine's display (``diff`` adds each resource's
     diff), ``on_error`` the CLI's stderr, ``on_event`` every engine event as it comes.
     ``config_file`` is read instead of the stack's own config file (``--config-file``).
@@ -382,9 +398,7 @@ def preview(
 
     try:
         stack.preview(
-            refresh=refresh or None,
-            policy_packs=list(policy_packs) or None,
-            diff=diff or None,
+            **_options(flags.preview_kwargs() if flags else {}, refresh=refresh, diff=diff, policy_packs=policy_packs),
             on_output=on_output,
             on_error=recorder.error,
             on_event=each,
@@ -403,11 +417,16 @@ def up(
     *,
     message: str,
     refresh: bool = False,
+    flags: UpdateFlags | None = None,
     on_output: Output | None = None,
     on_error: Output | None = None,
     on_event: Callable[[auto.EngineEvent], None] | None = None,
 ) -> Report:
-    """``pulumi up --yes`` with ``message``: the update, waiting for every await. A failed update is a report too."""
+    """``pulumi up --yes --skip-preview`` with ``message``: the update, waiting for every await.
+
+    ``flags`` are Pulumi's update flags ``make up`` was given, passed on with their meaning. A failed update is a
+    report too.
+    """
     recorder = _Recorder(on_error)
 
     def each(event: auto.EngineEvent) -> None:
@@ -417,7 +436,7 @@ def up(
 
     try:
         stack.up(
-            refresh=refresh or None,
+            **_options(flags.up_kwargs() if flags else {}, refresh=refresh),
             message=message,
             on_output=on_output,
             on_error=recorder.error,

@@ -5,7 +5,7 @@
 ``make render`` (``ops.render``), the unit tests and the benchmarks share this
 one mock engine. Mocked resources echo their inputs as outputs, plus what a
 cluster or Docker would fill in: an assigned node port, a pushed image's
-digest. The program gets its stack config as the language host gives it under
+digest, the engine's platform. The program gets its stack config as the language host gives it under
 ``pulumi up``: the whole map, as JSON, in ``PULUMI_CONFIG``.
 """
 
@@ -23,12 +23,15 @@ from typing import Any
 import pulumi
 from pulumi.runtime.settings import set_root_resource
 
+from components.docker_engine import simulated_engine
 from project import IMAGE_TYPE, NAME, ROOT, SERVICE_TYPE
 
 MAIN = ROOT / "__main__.py"
 
 #: What the mocked cluster assigns when no node port is configured (the tutorial's 80:31404).
 MOCKED_NODE_PORT = 31404
+#: What the mocked Docker engine says its platform is (the program builds for it unless buildPlatform is set).
+MOCKED_ENGINE_PLATFORM = "linux/amd64"
 #: Where the language host puts a program's stack config (JSON of full keys to strings),
 #: and where the SDK's ``pulumi.Config`` and ``pulumi.runtime.get_config_env()`` read it.
 CONFIG_ENV = "PULUMI_CONFIG"
@@ -141,6 +144,6 @@ def run_program(
         outputs: dict[str, Any] = getattr(root, "outputs", {})
         return pulumi.Output.all(**outputs).apply(exported.update)
 
-    with stack_config(config):
+    with stack_config(config), simulated_engine(MOCKED_ENGINE_PLATFORM):
         program()
     return ProgramRun(resources=list(mocks.resources), outputs=exported)

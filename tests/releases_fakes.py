@@ -109,6 +109,8 @@ class FakeStack:
     values: dict[str, str] = field(default_factory=lambda: stack_file_config("dev"))
     calls: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    #: Per update: whether it ran without make up's narrowing flags (an automatic rollback).
+    whole_stacks: list[bool] = field(default_factory=list)
     name: str = "dev"
     #: The resources of its current state, and of the state each release (by number) left, as a backend kept it.
     state: list[Mapping[str, Any]] = field(default_factory=list)
@@ -143,9 +145,10 @@ class FakeStack:
     def preview(self) -> None:
         self.calls.append("preview")
 
-    def up(self, message: str) -> UpOutcome:
+    def up(self, message: str, *, whole_stack: bool = False) -> UpOutcome:
         self.calls.append("up")
         self.messages.append(message)
+        self.whole_stacks.append(whole_stack)
         return self.outcomes.pop(0)
 
 
@@ -160,8 +163,11 @@ class EventStack:
     def __init__(self, events: Sequence[auto.EngineEvent], resources: Sequence[Mapping[str, Any]] = ()) -> None:
         self.events = events
         self.resources = resources
+        #: The keyword options of the last ``up``.
+        self.options: dict[str, Any] = {}
 
     def up(self, **options: Any) -> auto.UpResult:  # noqa: ANN401  # the Automation API's many keyword options
+        self.options = options
         for event in self.events:
             options["on_event"](event)
         raise auto.CommandError(auto.CommandResult(stdout="", stderr="", code=1))

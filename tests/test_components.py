@@ -134,6 +134,18 @@ def test_image_args_refuse_a_digest_for_a_local_image() -> None:
         AppImageArgs(repository="k8s-demo", tag="0.2", app_version="0.2", context="app", digest="sha256:" + "ab" * 32)
 
 
+@pulumi.runtime.test
+def test_the_build_names_its_platform(mocks: ClusterMocks) -> pulumi.Output[None]:
+    args = AppImageArgs(repository="k8s-demo", tag="0.2", app_version="0.2", context="app", platform="linux/arm64")
+    image = AppImage("unit", args)
+
+    def check(_: str) -> None:
+        builds = [r.inputs["build"] for r in mocks.resources if r.type == IMAGE_TYPE]
+        assert builds == [{"context": "app", "dockerfile": "app/Dockerfile", "platform": "linux/arm64"}]
+
+    return image.image_ref.apply(check)
+
+
 @pytest.mark.parametrize("tag", ["", "latest"])
 def test_image_args_refuse_unnamed_versions(tag: str) -> None:
     with pytest.raises(ValueError, match="tag must name a version"):

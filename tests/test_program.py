@@ -13,7 +13,7 @@ import yaml
 
 from components.labels import INSTANCE, NAME
 from components.webapp import CONTAINER_PORT, HEALTH_PATH, PORT_NAME, RUN_AS_ID
-from ops.offline import MOCKED_NODE_PORT, ClusterMocks, ProgramRun, run_program
+from ops.offline import MOCKED_ENGINE_PLATFORM, MOCKED_NODE_PORT, ClusterMocks, ProgramRun, run_program
 from project import (
     DEPLOYMENT_TYPE,
     IMAGE_TYPE,
@@ -166,8 +166,16 @@ def test_app_version_tag_builds_app_exactly_once(dev: ProgramRun) -> None:
     builds = dev.of_type(IMAGE_TYPE)
     assert len(builds) == 1
     assert builds[0].inputs["imageName"] == f"k8s-demo:{APP_VERSION}"
-    assert builds[0].inputs["build"] == {"context": "app", "dockerfile": "app/Dockerfile"}
+    assert builds[0].inputs["build"] == {"context": "app", "dockerfile": "app/Dockerfile", "platform": "linux/amd64"}
     assert dev.outputs["imageBuilt"] is True
+
+
+def test_the_build_is_for_the_platform_of_the_engine_that_builds(dev: ProgramRun) -> None:
+    assert dev.one(IMAGE_TYPE).inputs["build"]["platform"] == MOCKED_ENGINE_PLATFORM
+
+
+def test_build_platform_config_names_another_platform(run_dev_with: Callable[..., ProgramRun]) -> None:
+    assert run_dev_with(buildPlatform="linux/arm64").one(IMAGE_TYPE).inputs["build"]["platform"] == "linux/arm64"
 
 
 def test_local_build_is_not_pushed_and_is_deployed_by_tag(dev: ProgramRun) -> None:

@@ -8,6 +8,7 @@ from typing import cast
 import pytest
 from pulumi import automation as auto
 
+from ops import update_flags
 from ops.image_check import ImageCheck
 from ops.releases.__main__ import main
 from ops.releases.command import (
@@ -245,8 +246,37 @@ def test_up_without_a_terminal_or_yes_is_refused_before_anything(
     assert main(["up", "--stack", "dev"]) == 2
     assert opened == []
     assert capsys.readouterr().err == (
-        "error: no terminal to confirm the update on; pass --yes (make up ARGS=--yes)\nNothing was changed.\n"
+        "error: no terminal to confirm the update on; pass --yes or --skip-preview (make up ARGS=--yes)\n"
+        "Nothing was changed.\n"
     )
+
+
+def test_skip_preview_without_a_terminal_updates_without_a_question(monkeypatch: pytest.MonkeyPatch) -> None:
+    stack = three_releases()
+    stack.outcomes = [OK]
+    monkeypatch.setattr("ops.releases.__main__.PulumiStack.open", lambda *args, **kwargs: stack)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert (main(["up", "--stack", "dev", "--skip-preview"]), stack.calls) == (0, ["up"])
+
+
+def test_a_flag_up_cannot_honour_is_refused_by_name_before_anything(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr("ops.releases.__main__.PulumiStack.open", lambda *args, **kwargs: opened.append("open"))
+    assert main(["up", "--stack", "dev", "--yes", "--show-sames"]) == 2
+    assert opened == []
+    assert capsys.readouterr().err == (
+        "error: make up cannot pass --show-sames on: not a pulumi up flag it takes; "
+        "`make up ARGS=--help` lists the flags it takes\nNothing was changed.\n"
+    )
+
+
+def test_up_takes_the_message_flag() -> None:
+    stack = three_releases()
+    stack.outcomes = [OK]
+    up_command(stack, app_version=APP_VERSION, app_version_at=no_git, confirm=None, message="hot fix")
+    assert stack.messages == ["hot fix"]
 
 
 def test_up_that_succeeds_changes_nothing_else() -> None:
@@ -388,6 +418,14 @@ def test_up_whose_push_is_refused_is_not_rolled_back() -> None:
     assert stack.calls == ["up"]
 
 
+def test_the_automatic_rollback_updates_the_whole_stack() -> None:
+    stack = three_releases()
+    stack.values[IMAGE_TAG_KEY] = "0.4-broken"
+    stack.outcomes = [ROLLOUT_FAILED, OK]
+    up(stack)
+    assert stack.whole_stacks == [False, True]
+
+
 def test_up_whose_build_fails_adds_nothing_to_the_engines_account(capsys: pytest.CaptureFixture[str]) -> None:
     up(pushing_stack(BUILD_FAILED))
     assert capsys.readouterr().err == ""
@@ -444,3 +482,27 @@ def test_without_a_recorded_status_the_verdict_is_the_engines_error() -> None:
     outcome = pulumi_up(ROLLOUT_TIMES_OUT)
     assert outcome.rollout is not None
     assert str(outcome.rollout) == "1 error occurred:"
+
+
+# make up's flags reach the engine with Pulumi's meaning
+
+
+def test_the_update_takes_make_ups_flags() -> None:
+    engine_stack = EventStack([])
+    flags = update_flags.parse(["--target", "urn:a", "--parallel", "3", "--diff"])
+    PulumiStack(cast(auto.Stack, engine_stack), flags=flags).up("message")
+    options = engine_stack.options
+    assert (options["target"], options["parallel"], options["diff"], options["message"]) == (
+        ["urn:a"],
+        3,
+        True,
+        "message",
+    )
+
+
+def test_a_whole_stack_update_drops_the_narrowing_flags() -> None:
+    engine_stack = EventStack([])
+    flags = update_flags.parse(["--target", "urn:a", "--replace", "urn:b", "--parallel", "3"])
+    PulumiStack(cast(auto.Stack, engine_stack), flags=flags).up("message", whole_stack=True)
+    options = engine_stack.options
+    assert (options["target"], options["replace"], options["parallel"]) == (None, None, 3)

@@ -47,6 +47,15 @@ def test_rollback_on_failure_can_be_turned_off(load: Load) -> None:
     assert load(rollbackOnFailure="false").rollback_on_failure is False
 
 
+def test_build_platform_defaults_to_the_engines(load: Load) -> None:
+    assert load().build_platform is None
+
+
+@pytest.mark.parametrize("platform", ["linux/amd64", "linux/arm64", "linux/arm/v7"])
+def test_build_platform_is_kept(load: Load, platform: str) -> None:
+    assert load(buildPlatform=platform).build_platform == platform
+
+
 def test_node_port_zero_means_assigned(load: Load) -> None:
     assert load(nodePort="0").node_port is None
 
@@ -185,6 +194,9 @@ BAD = [
     ("rollbackOnFailure", "yes", "true or false"),
     ("rollbackOnFailure", "1", "true or false"),
     ("rollbackOnFailure", "", "true or false"),
+    ("buildPlatform", "amd64", "os/arch[/variant] such as 'linux/amd64'"),
+    ("buildPlatform", "Linux/AMD64", "os/arch[/variant] such as 'linux/amd64'"),
+    ("buildPlatform", "linux/arm/v7/x", "os/arch[/variant] such as 'linux/amd64'"),
 ]
 
 
@@ -256,7 +268,7 @@ def test_stack_config_refuses_an_unknown_key() -> None:
 UNKNOWN_REPLICA = (
     "k8s-demo:replica = '3': unknown key; known keys are: imageTag, imageRepository, imageDigest, replicas, maxSurge, "
     "maxUnavailable, minReadySeconds, podReadyTimeoutSeconds, nodePort, nodeAddress, namespace, cpuRequest, "
-    "cpuLimit, memoryRequest, memoryLimit, rollbackOnFailure"
+    "cpuLimit, memoryRequest, memoryLimit, rollbackOnFailure, buildPlatform"
 )
 
 
@@ -315,7 +327,7 @@ def test_every_missing_key_is_named_with_its_rule() -> None:
     with pytest.raises(pulumi.RunError) as caught:
         load_settings(StackConfig("k8s-demo", {}), project="k8s-demo", stack="dev", app_version="0.2")
     lines = str(caught.value).splitlines()
-    assert lines[0] == "invalid configuration for stack 'dev' (16 problems); nothing was changed:"
+    assert lines[0] == "invalid configuration for stack 'dev' (17 problems); nothing was changed:"
     assert lines[4] == "  - k8s-demo:replicas is not set: must be an integer >= 0 (its default is in Pulumi.yaml)"
 
 

@@ -4,7 +4,8 @@ Usage (the make targets pass the stack)::
 
     python -m ops.releases history  --stack dev [--json]
     python -m ops.releases rollback --stack dev --to <release number or tag> [--no-image-check]
-    python -m ops.releases up       --stack dev [--yes] [--refresh] [--message TEXT]
+    python -m ops.releases up       --stack dev [pulumi up's flags: --yes, --skip-preview, --diff, --target URN,
+                                                 --parallel N, --refresh, --message TEXT... (up --help)]
     python -m ops.releases promote  --from dev --to prod [--release <number or git tag>] [--preview [--out FILE]]
                                     [--yes] [--no-image-check]
 
@@ -17,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ops import engine
+from ops import engine, update_flags
 from ops.image_check import check_image
 from ops.releases.command import (
     PulumiStack,
@@ -30,6 +31,7 @@ from ops.releases.command import (
 from ops.releases.model import Refusal
 from ops.releases.promote import print_promote, promote
 from ops.releases.promotion import check_stacks, promoted_image_problem
+from ops.update_flags import add_update_flags
 from project import read_app_version
 
 
@@ -51,10 +53,13 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip checking that the tag exists in the registry or the local Docker engine",
     )
-    up = commands.add_parser("up", help="pulumi up, with automatic rollback when the rollout fails")
-    up.add_argument("--yes", "-y", action="store_true", help="skip the preview and confirmation")
-    up.add_argument("--refresh", action="store_true", help="refresh the state from the cluster first")
-    up.add_argument("--message", "-m", help="the update's message (default: the change-cause, naming the image)")
+    up = commands.add_parser(
+        "up",
+        help="pulumi up, with automatic rollback when the rollout fails",
+        description="pulumi up, with automatic rollback when the rollout fails. It takes pulumi up's own flags below, "
+        "with their meaning in pulumi up (--yes also skips the preview); any other flag is refused by name.",
+    )
+    add_update_flags(up)
     for command in (history, rollback, up):
         command.add_argument("--stack", default="dev", help="the stack (default: dev)")
     promote_parser = commands.add_parser("promote", help="deploy to one stack exactly the image of another's release")
@@ -78,7 +83,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
-    args = parser().parse_args(argv)
+    top = parser()
+    args, unknown = top.parse_known_args(argv)
+    if unknown and args.command != "up":
+        top.error(f"unrecognized arguments: {' '.join(unknown)}")
     app_version = read_app_version()
     try:
         if args.command == "history":
@@ -93,17 +101,24 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.command == "promote":
             return _promote(args, app_version)
-        if not args.yes and not sys.stdin.isatty():
+        if unknown:
+            # What no flag took, named, as make up's pre-flight names it.
+            raise update_flags.refusal(unknown)
+        flags = update_flags.flags_from(args)
+        if flags.confirm and not sys.stdin.isatty():
             # As `pulumi up` does without a terminal: refuse before anything runs.
-            raise Refusal("no terminal to confirm the update on; pass --yes (make up ARGS=--yes)")
-        deployer = PulumiStack.open(args.stack, create=True, refresh=args.refresh)
+            raise Refusal("no terminal to confirm the update on; pass --yes or --skip-preview (make up ARGS=--yes)")
+        deployer = PulumiStack.open(args.stack, create=True, flags=flags)
         return up_command(
             deployer,
             app_version=app_version,
             app_version_at=git_app_version_at,
-            confirm=None if args.yes else ask_terminal,
-            message=args.message,
+            confirm=ask_terminal if flags.confirm else None,
+            message=flags.message,
         )
+    except update_flags.Refused as refused:
+        print(f"error: {refused}; {update_flags.HELP}\nNothing was changed.", file=sys.stderr)
+        return 2
     except Refusal as refusal:
         print(f"error: {refusal}\nNothing was changed.", file=sys.stderr)
         return 2

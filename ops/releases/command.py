@@ -55,6 +55,7 @@ from ops.releases.model import (
     table,
 )
 from ops.releases.promotion import DIGEST_KEY, history_dir, recorded_resources, stack_file_with
+from ops.update_flags import UpdateFlags
 from project import APP_DIR, DEPLOYMENT_TYPE, IMAGE_TYPE, NAME, ROOT, VERSION_FILE, config_key
 
 #: How to release again after an automatic rollback, in every such message.
@@ -108,8 +109,12 @@ class Deployer(Protocol):
         """Show what an update would change."""
         ...
 
-    def up(self, message: str) -> UpOutcome:
-        """Run the update with ``message``, streaming the engine's output; wait for the rollout."""
+    def up(self, message: str, *, whole_stack: bool = False) -> UpOutcome:
+        """Run the update with ``message``, streaming the engine's output; wait for the rollout.
+
+        ``whole_stack``: without the flags that narrow or change the update (``--target``, ``--replace``…), as an
+        automatic rollback must run.
+        """
         ...
 
 
@@ -150,15 +155,18 @@ def _print_error(line: str) -> None:
 class PulumiStack:
     """A stack of the project directory, through the engine layer."""
 
-    def __init__(self, stack: auto.Stack, *, refresh: bool = False) -> None:
+    def __init__(self, stack: auto.Stack, *, flags: UpdateFlags | None = None) -> None:
         self._stack = stack
-        self._refresh = refresh
+        self._flags = flags or UpdateFlags()
 
     @classmethod
-    def open(cls, name: str, *, create: bool, refresh: bool = False) -> PulumiStack:
-        """Select the stack (or create it, for ``up``); raises ``Refusal`` when it does not exist."""
+    def open(cls, name: str, *, create: bool, flags: UpdateFlags | None = None) -> PulumiStack:
+        """Select the stack (or create it, for ``up``); raises ``Refusal`` when it does not exist.
+
+        ``flags`` are Pulumi's update flags for its previews and updates (``make up ARGS=…``).
+        """
         try:
-            return cls(engine.open_stack(name, create=create), refresh=refresh)
+            return cls(engine.open_stack(name, create=create), flags=flags)
         except engine.NoSuchStack:
             raise Refusal(f"there is no stack {name!r} in this backend; `make up STACK={name}` creates it") from None
 
@@ -194,14 +202,15 @@ class PulumiStack:
             copy = Path(directory) / stack_file.name
             copy.write_text(yaml.safe_dump(stack_file_with(document, config), sort_keys=False), encoding="utf-8")
             return engine.preview(
-                self._stack, refresh=self._refresh, diff=True, config_file=copy, on_output=print, on_error=_print_error
+                self._stack, diff=True, flags=self._flags, config_file=copy, on_output=print, on_error=_print_error
             )
 
     def preview(self) -> None:
-        engine.preview(self._stack, refresh=self._refresh, diff=True, on_output=print, on_error=_print_error)
+        engine.preview(self._stack, diff=True, flags=self._flags, on_output=print, on_error=_print_error)
 
-    def up(self, message: str) -> UpOutcome:
-        report = engine.up(self._stack, message=message, refresh=self._refresh, on_output=print, on_error=_print_error)
+    def up(self, message: str, *, whole_stack: bool = False) -> UpOutcome:
+        flags = self._flags.for_rollback() if whole_stack else self._flags
+        report = engine.up(self._stack, message=message, flags=flags, on_output=print, on_error=_print_error)
         return self.outcome(report)
 
     def outcome(self, report: engine.Report) -> UpOutcome:
@@ -451,7 +460,7 @@ def up(
     if last.recorded_digest != settings.image_digest:
         deployer.set_config(DIGEST_KEY, last.recorded_digest)
     action = f"automatic rollback to release {last.number} after {failed} failed"
-    again = deployer.up(release_message(action, settings.image_repository, tag, deployer.name))
+    again = deployer.up(release_message(action, settings.image_repository, tag, deployer.name), whole_stack=True)
     return UpResult(settings, outcome, failed, decision, again, len(before) + 2)
 
 
