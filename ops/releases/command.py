@@ -230,34 +230,23 @@ class PulumiStack:
 
 def git_app_version_at(commit: str) -> str | None:
     """``app/VERSION`` as committed at ``commit`` in the project's git repository, or None."""
-    try:
-        shown = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{commit}:{APP_DIR}/{VERSION_FILE}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except FileNotFoundError:
-        return None
-    version = shown.stdout.strip()
-    return version if shown.returncode == 0 and version else None
+    return _git("show", f"{commit}:{APP_DIR}/{VERSION_FILE}")
 
 
 def git_tag_commit(name: str) -> str | None:
     """The commit the git tag ``name`` points at in the project's repository, or None when there is no such tag."""
+    return _git("rev-parse", "--verify", "--quiet", f"refs/tags/{name}^{{commit}}")
+
+
+def _git(*args: str) -> str | None:
+    """What ``git <args>`` prints in the project's repository, stripped; None when it fails, prints nothing,
+    or git is not installed."""
     try:
-        found = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"refs/tags/{name}^{{commit}}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=30, check=False)
     except FileNotFoundError:
         return None
-    commit = found.stdout.strip()
-    return commit if found.returncode == 0 and commit else None
+    out = done.stdout.strip()
+    return out if done.returncode == 0 and out else None
 
 
 def validated(deployer: Deployer, app_version: str, **overrides: str) -> Settings:
