@@ -337,15 +337,18 @@ def resources(stack: auto.Stack) -> list[Mapping[str, Any]]:
 
 
 class _Recorder:
-    """Collects the engine events and the CLI's stderr of one operation, passing the stderr lines on."""
+    """Collects the engine events and the CLI's stderr of one operation, passing both on to the caller's callbacks."""
 
-    def __init__(self, on_error: Output | None) -> None:
+    def __init__(self, on_error: Output | None, on_event: Callable[[auto.EngineEvent], None] | None) -> None:
         self.events: list[auto.EngineEvent] = []
         self.stderr: list[str] = []
         self._on_error = on_error
+        self._on_event = on_event
 
     def event(self, event: auto.EngineEvent) -> None:
         self.events.append(event)
+        if self._on_event is not None:
+            self._on_event(event)
 
     def error(self, line: str) -> None:
         self.stderr.append(line)
@@ -389,19 +392,14 @@ def preview(
     ``config_file`` is read instead of the stack's own config file (``--config-file``).
     A preview records nothing: neither what its refresh read nor a history entry.
     """
-    recorder = _Recorder(on_error)
-
-    def each(event: auto.EngineEvent) -> None:
-        recorder.event(event)
-        if on_event is not None:
-            on_event(event)
+    recorder = _Recorder(on_error, on_event)
 
     try:
         stack.preview(
             **_options(flags.preview_kwargs() if flags else {}, refresh=refresh, diff=diff, policy_packs=policy_packs),
             on_output=on_output,
             on_error=recorder.error,
-            on_event=each,
+            on_event=recorder.event,
             config_file=str(config_file) if config_file is not None else None,
         )
     except auto.CommandError:
@@ -427,12 +425,7 @@ def up(
     ``flags`` are Pulumi's update flags ``make up`` was given, passed on with their meaning. A failed update is a
     report too.
     """
-    recorder = _Recorder(on_error)
-
-    def each(event: auto.EngineEvent) -> None:
-        recorder.event(event)
-        if on_event is not None:
-            on_event(event)
+    recorder = _Recorder(on_error, on_event)
 
     try:
         stack.up(
@@ -440,7 +433,7 @@ def up(
             message=message,
             on_output=on_output,
             on_error=recorder.error,
-            on_event=each,
+            on_event=recorder.event,
         )
     except auto.CommandError:
         return recorder.report(command_failed=True)
