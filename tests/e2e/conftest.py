@@ -18,10 +18,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.e2e.sandbox import Cluster, Clusters, Project, tools_built, tools_dir
+
+if TYPE_CHECKING:
+    from tests.e2e.test_e2e_registry import Registry
 
 #: Names a kubeconfig: run the suite on that cluster instead of sandboxes of its own.
 EXTERNAL_KUBECONFIG = "E2E_KUBECONFIG"
@@ -80,3 +84,18 @@ def e2e_project(tmp_path_factory: pytest.TempPathFactory, e2e_cluster: Cluster) 
     project = Project(tmp_path_factory.mktemp("project"), e2e_cluster)
     yield project
     project.close()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry of this scenario file's own on 127.0.0.1, stopped when the file is done (its images are kept)."""
+    # Imported here, not at the top: importing a scenario module while this conftest loads would evaluate its
+    # `sandbox` marks before pytest_configure above has registered that marker.
+    from tests.e2e.test_e2e_registry import Registry  # noqa: PLC0415
+
+    started = Registry(tmp_path_factory.mktemp("registry"))
+    try:
+        started.start()
+        yield started
+    finally:
+        started.stop()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,16 +33,6 @@ pytestmark = [
 
 DEV, PROD = "promo-dev", "promo-prod"
 REPLICAS = 2
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    started = Registry(tmp_path_factory.mktemp("promote-registry"))
-    try:
-        started.start()
-        yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,16 +82,6 @@ class Registry:
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             return str(response.headers["Docker-Content-Digest"])
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    started = Registry(tmp_path_factory.mktemp("registry"))
-    try:
-        started.start()
-        yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture(scope="module")
