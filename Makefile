@@ -247,13 +247,13 @@ sandbox-registry: ## Start the sandbox's registry on 127.0.0.1; prints its addre
 sandbox-registry-down: ## Stop the sandbox's registry (its images are kept)
 	@$(SANDBOX_CLI) registry stop
 
-# Three workers, one scenario file each at a time (--dist loadfile), each on a sandbox cluster
-# and Docker engine of its own (test_real_node.py's with the host's one real node): the scenarios
+# Three workers, one scenario file each at a time (--dist loadgroup: a group per file, and one group
+# for the files on the host's one real node), each on a sandbox cluster and Docker engine of its own: the scenarios
 # mostly wait on minReadySeconds, rollouts and timeouts, so three fit in 2 cores.
 # E2E_KUBECONFIG=<kubeconfig> runs them on that cluster and DOCKER_HOST's engine instead, and skips
 # those that need the sandbox itself (tests/e2e/conftest.py); -rs lists them with their reasons.
 e2e: venv ## End-to-end suite: real pulumi up against the sandbox, or E2E_KUBECONFIG's cluster (needs make sandbox-tools)
-	$(BIN)/python -m pytest -m e2e tests/e2e -v -rs -n 3 --dist loadfile
+	$(BIN)/python -m pytest -m e2e tests/e2e -v -rs -n 3 --dist loadgroup
 
 # The four GitHub workflows run by act (built by sandbox/build-act.sh) on this machine, against a sandbox
 # cluster of their own and a GitHub API stand-in on 127.0.0.1: a push to main, a pull request opened,

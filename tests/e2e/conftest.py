@@ -46,8 +46,24 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+#: The xdist group of every scenario file on the real node: one worker runs them all, one after another.
+REAL_NODE_GROUP = "real-node"
+
+
+def _real_node(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("sandbox")
+    return bool(marker and marker.kwargs.get("real_node"))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With E2E_KUBECONFIG, skip each scenario that needs the sandbox, saying what for."""
+    """Group the scenarios for xdist, and with E2E_KUBECONFIG skip each that needs the sandbox, saying what for.
+
+    ``make e2e`` runs ``--dist loadgroup``: each scenario file is a group of its own, as with ``loadfile``, but the
+    files on the real node share one group, because a host runs one real node: a second worker starting its own
+    would take the node from the first.
+    """
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(REAL_NODE_GROUP if _real_node(item) else item.nodeid.split("::")[0]))
     kubeconfig = external_kubeconfig()
     if kubeconfig is None:
         return
