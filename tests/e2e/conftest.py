@@ -48,6 +48,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 #: The xdist group of every scenario file on the real node: one worker runs them all, one after another.
 REAL_NODE_GROUP = "real-node"
+#: The real-node file that takes the sandbox down at its end, so it runs after the others.
+LAST_REAL_NODE_FILE = "tests/e2e/test_real_node.py"
 
 
 def _real_node(item: pytest.Item) -> bool:
@@ -64,6 +66,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """
     for item in items:
         item.add_marker(pytest.mark.xdist_group(REAL_NODE_GROUP if _real_node(item) else item.nodeid.split("::")[0]))
+    # test_real_node.py ends with `make sandbox-down` and checks the host is as it was: the other real-node files go
+    # first (a stable sort keeps every file's own order).
+    items.sort(key=lambda item: item.nodeid.startswith(LAST_REAL_NODE_FILE))
     kubeconfig = external_kubeconfig()
     if kubeconfig is None:
         return
