@@ -9,8 +9,8 @@ import pytest
 
 from components.labels import INSTANCE, NAME, TRACK, VERSION
 from components.webapp import CANARY_DEPLOYMENT_NAME, DEPLOYMENT_NAME, SKIP_AWAIT
-from ops.offline import MockResource, ProgramRun
-from project import DEPLOYMENT_TYPE, IMAGE_TYPE, SERVICE_TYPE, ROOT
+from ops.offline import MockResource, ProgramRun, run_program
+from project import DEPLOYMENT_TYPE, IMAGE_TYPE, ROOT, SERVICE_TYPE, config_key, stack_file_config
 
 APP_VERSION = (ROOT / "app" / "VERSION").read_text().strip()
 # The stable tag of the canary release below: an older, existing tag (not built).
@@ -32,9 +32,6 @@ def rolling(run_prod_like: Run) -> ProgramRun:
 
 @pytest.fixture(scope="module")
 def run_prod_like() -> Run:
-    from ops.offline import run_program  # noqa: PLC0415
-    from project import config_key, stack_file_config  # noqa: PLC0415
-
     def run(**keys: str) -> ProgramRun:
         config = {
             **stack_file_config("dev"),
