@@ -44,7 +44,7 @@ from typing import Any, Protocol
 
 from components.labels import canary_pods_selector, stable_pods_selector
 from components.settings import APP_VERSION_TAG, Settings
-from components.webapp import CONTAINER_PORT
+from components.webapp import CONTAINER_PORT, TERMINATION_GRACE_SECONDS
 from ops import engine
 from ops.releases.analysis import ABORT, CONTINUE, PROMOTE, Sample, Verdict, decide, parse_log
 from ops.releases.command import (
@@ -176,6 +176,11 @@ def _share(settings: Settings) -> str:
     return f"{canary.replicas} of {total} pods, {canary.share(settings.rollout.replicas):.0%} of traffic"
 
 
+def say(line: str) -> None:
+    """Print a line of progress at once, also to a pipe (a CI log): the analysis takes a while between lines."""
+    print(line, flush=True)
+
+
 def plan(settings: Settings, stable_tag: str, new_tag: str) -> str:
     """The canary release as it will run, for the confirmation and the log."""
     canary = settings.canary
@@ -195,7 +200,7 @@ def release(
     app_version_at: AppVersionAt,
     confirm: Callable[[], bool] | None,
     connect: Connect,
-    announce: Callable[[str], None] = print,
+    announce: Callable[[str], None] = say,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> CanaryResult | None:
@@ -249,6 +254,7 @@ def release(
             stage1=stage1,
             number=number,
             announce=announce,
+            gone=lambda: _wait_gone(connect, config, canary_settings, clock, sleep),
         )
 
     try:
@@ -275,6 +281,7 @@ def release(
             stage1=stage1,
             number=number,
             announce=announce,
+            gone=lambda: _wait_gone(connect, config, canary_settings, clock, sleep),
         )
 
     announce(f"\nCanary of {new_tag} passed: {verdict.reason}\nStage 2: rolling the stable pods to {new_tag}.\n")
@@ -302,14 +309,35 @@ def _abort(
     stage1: UpOutcome,
     number: int,
     announce: Callable[[str], None],
+    gone: Callable[[], None] | None,
 ) -> CanaryResult:
-    """Delete the canary and leave ``imageTag`` at the stable (last good) tag; the reason goes in the message."""
+    """Delete the canary and leave ``imageTag`` at the stable (last good) tag; the reason goes in the message.
+
+    ``gone`` waits until no canary pod is left: a deleted pod drains (preStop) and answers what it is routed
+    until it stops, so ``make up`` returns only once a broken canary can answer nobody.
+    """
     announce(f"\nCanary of {new_tag} aborted: {reason}\nRemoving the canary; the stable pods keep {stable_tag}.\n")
     deployer.set_image_tag(stable_tag)
     deployer.set_config(CANARY_TAG, "")
     message = release_message(canary_aborted(new_tag, reason), settings.image_repository, stable_tag, deployer.name)
     aborted = deployer.up(message, whole_stack=True)
+    if aborted.succeeded and gone is not None:
+        gone()
     return CanaryResult(settings, new_tag, stable_tag, "aborted", reason, stage1, abort=aborted, release=number)
+
+
+def _wait_gone(
+    connect: Connect,
+    config: Mapping[str, str],
+    settings: Settings,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> None:
+    """Wait until the canary's pods are gone (drained and stopped), at most their grace period and 10 s."""
+    deadline = clock() + TERMINATION_GRACE_SECONDS + 10
+    with connect(config, settings.namespace) as cluster:
+        while cluster.pods(canary_pods_selector(settings.namespace)) and clock() < deadline:
+            sleep(0.5)
 
 
 def _analyse(
