@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pulumi import automation as auto
 
+from components.settings import Settings, StackConfig, load_settings
+from ops.preview.comment import canary_rows
 from ops.releases.canary import is_ready, pod_problem
 from ops.releases.model import (
     CANARY_TAG_KEY,
@@ -19,6 +21,7 @@ from ops.releases.model import (
     releases,
     table,
 )
+from project import NAME, stack_file_config
 from tests.releases_fakes import no_git, update
 
 
@@ -149,3 +152,24 @@ def test_ready_is_the_ready_condition() -> None:
         True,
         False,
     )
+
+
+# The PR comment's rollout plan shows the canary stage.
+
+
+def settings_of(stack: str) -> Settings:
+    return load_settings(StackConfig(NAME, stack_file_config(stack)), project=NAME, stack=stack, app_version="0.2")
+
+
+def test_the_rollout_plan_shows_prods_canary_stage() -> None:
+    # prod: 4 replicas, 1 canary pod; ready budget 60 + 10 s; the default window, 500 ms p99.
+    assert canary_rows(settings_of("prod")) == [
+        "| canary stage (`make up`) | 1 canary pod(s) beside 4: 20% of requests, before the rollout above |",
+        "| canary analysis | 120 s; errors at most 1 point(s) above the stable pods'; p99 at most 500 ms; "
+        "at least 50 requests (probes make up the rest) |",
+        "| most time the canary adds | 190 s (ready 70 s + analysis 120 s) |",
+    ]
+
+
+def test_a_rolling_stack_has_no_canary_stage() -> None:
+    assert canary_rows(settings_of("dev")) == []
