@@ -1,5 +1,8 @@
 """The cluster as its API shows it, read with the official ``kubernetes`` client: never through ``kubectl``.
 
+One write is here too: scaling a Deployment (``Cluster.scale``), with which a canary release stops a failed canary
+at once.
+
 It reaches the cluster the stack's Kubernetes provider reaches:
 
 - the kubeconfig: ``kubernetes:kubeconfig`` in the stack's config (a path, or
@@ -196,6 +199,23 @@ class Cluster:
             options["since_seconds"] = since_seconds
         data = self._read("get", "pods/log", self._core.read_namespaced_pod_log, pod, self.namespace, **options)
         return data.decode("utf-8", "replace")
+
+    def scale(self, deployment: str, replicas: int) -> None:
+        """Set a Deployment's replicas through its scale subresource (``patch deployments/scale``).
+
+        The one write here: a canary release stops a canary that failed at once, before the update that deletes it.
+        """
+        from kubernetes.client import AppsV1Api  # noqa: PLC0415
+
+        apps = AppsV1Api(self._client)
+        self._read(
+            "patch",
+            "deployments/scale",
+            apps.patch_namespaced_deployment_scale,
+            deployment,
+            self.namespace,
+            body={"spec": {"replicas": replicas}},
+        )
 
     def proxy_get(self, pod: str, port: int, path: str) -> int:
         """``GET <path>`` to ``port`` of ``pod`` through the API server's pod proxy; the HTTP status it answered.

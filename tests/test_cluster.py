@@ -37,6 +37,10 @@ class _Api(BaseHTTPRequestHandler):
                 return
         self.send_error(404)
 
+    def do_PATCH(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.do_GET()
+
     def log_message(self, *_: object) -> None:
         pass
 
@@ -149,3 +153,10 @@ def test_proxy_get_returns_what_the_pod_answered(api: str) -> None:
     _Api.answers = {"/api/v1/namespaces/ns/pods/web-1%3A8080/proxy/": (404, "not found")}
     with Cluster.connect(Target(namespace="ns", kubeconfig=yaml.safe_dump(_kubeconfig(api)))) as cluster:
         assert cluster.proxy_get("web-1", 8080, "/") == 404
+
+
+def test_scale_patches_the_deployments_scale(api: str) -> None:
+    _Api.answers = {"/apis/apps/v1/namespaces/ns/deployments/k8s-demo-canary/scale": (200, {"kind": "Scale"})}
+    with Cluster.connect(Target(namespace="ns", kubeconfig=yaml.safe_dump(_kubeconfig(api)))) as cluster:
+        cluster.scale("k8s-demo-canary", 0)
+    assert _Api.seen == [("/apis/apps/v1/namespaces/ns/deployments/k8s-demo-canary/scale", {})]

@@ -44,7 +44,7 @@ from typing import Any, Protocol
 
 from components.labels import canary_pods_selector, stable_pods_selector
 from components.settings import APP_VERSION_TAG, Settings
-from components.webapp import CONTAINER_PORT, TERMINATION_GRACE_SECONDS
+from components.webapp import CANARY_DEPLOYMENT_NAME, CONTAINER_PORT, TERMINATION_GRACE_SECONDS
 from ops import engine
 from ops.releases.analysis import ABORT, CONTINUE, PROMOTE, Sample, Verdict, decide, parse_log
 from ops.releases.command import (
@@ -90,6 +90,8 @@ class Pods(Protocol):
     ) -> str: ...
 
     def proxy_get(self, pod: str, port: int, path: str) -> int: ...
+
+    def scale(self, deployment: str, replicas: int) -> None: ...
 
 
 class CanaryStack(Deployer, Protocol):
@@ -254,6 +256,7 @@ def release(
             stage1=stage1,
             number=number,
             announce=announce,
+            stop=lambda: _stop(connect, config, canary_settings, announce),
             gone=lambda: _wait_gone(connect, config, canary_settings, clock, sleep),
         )
 
@@ -281,6 +284,7 @@ def release(
             stage1=stage1,
             number=number,
             announce=announce,
+            stop=lambda: _stop(connect, config, canary_settings, announce),
             gone=lambda: _wait_gone(connect, config, canary_settings, clock, sleep),
         )
 
@@ -296,6 +300,8 @@ def release(
         announce=announce,
     )
     outcome = "promoted" if final.outcome is not None and final.outcome.succeeded else "promotion failed"
+    if outcome == "promoted":
+        _wait_gone(connect, config, canary_settings, clock, sleep)
     return CanaryResult(canary_settings, new_tag, stable_tag, outcome, verdict.reason, stage1, final, release=number)
 
 
@@ -309,14 +315,20 @@ def _abort(
     stage1: UpOutcome,
     number: int,
     announce: Callable[[str], None],
+    stop: Callable[[], None] | None,
     gone: Callable[[], None] | None,
 ) -> CanaryResult:
     """Delete the canary and leave ``imageTag`` at the stable (last good) tag; the reason goes in the message.
 
-    ``gone`` waits until no canary pod is left: a deleted pod drains (preStop) and answers what it is routed
-    until it stops, so ``make up`` returns only once a broken canary can answer nobody.
+    ``stop`` scales the canary to zero first, through the API: its pods leave the Service's endpoints at once,
+    instead of at the end of the update (Pulumi deletes what the program no longer declares last, after the
+    other steps, such as the Service's own await, which waits while a selected pod is not ready). ``gone`` then
+    waits until no canary pod is left: a stopping pod drains (preStop) and answers what it is still routed, so
+    ``make up`` returns only once a broken canary can answer nobody.
     """
     announce(f"\nCanary of {new_tag} aborted: {reason}\nRemoving the canary; the stable pods keep {stable_tag}.\n")
+    if stop is not None:
+        stop()
     deployer.set_image_tag(stable_tag)
     deployer.set_config(CANARY_TAG, "")
     message = release_message(canary_aborted(new_tag, reason), settings.image_repository, stable_tag, deployer.name)
@@ -324,6 +336,15 @@ def _abort(
     if aborted.succeeded and gone is not None:
         gone()
     return CanaryResult(settings, new_tag, stable_tag, "aborted", reason, stage1, abort=aborted, release=number)
+
+
+def _stop(connect: Connect, config: Mapping[str, str], settings: Settings, announce: Callable[[str], None]) -> None:
+    """Scale the canary Deployment to zero; the update that follows deletes it either way."""
+    try:
+        with connect(config, settings.namespace) as cluster:
+            cluster.scale(CANARY_DEPLOYMENT_NAME, 0)
+    except Exception as error:  # the update removes the canary anyway; say why it was not sooner
+        announce(f"  could not scale the canary to zero first ({error}); the update removes it")
 
 
 def _wait_gone(
