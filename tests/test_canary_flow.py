@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from components.webapp import CANARY_DEPLOYMENT_NAME
+from ops.cluster import Refused
 from ops.releases.canary import CANARY_TAG, CanaryResult, Pods, print_canary, release
 from ops.releases.command import UpOutcome
 from ops.releases.model import IMAGE_TAG_KEY, release_message
@@ -252,4 +253,19 @@ def test_a_failed_stage1_is_aborted_and_the_canary_removed() -> None:
     assert (result.outcome if result else None, fake.calls[-3:]) == (
         "aborted",
         ["set imageTag=0.1", f"set {CANARY_TAG}=", "up"],
+    )
+
+
+def test_a_canary_that_cannot_be_judged_is_aborted_saying_why() -> None:
+    cluster = FakeCluster()
+
+    def refused(pod: str, **_: object) -> str:
+        raise Refused(verb="get", resource="pods/log", namespace=NS, status=403, message="forbidden")
+
+    cluster.log = refused  # type: ignore[method-assign]
+    result = run(stack(True, True), cluster)
+    assert ((result.outcome, result.reason) if result else None) == (
+        "aborted",
+        f"the analysis could not read the cluster: the cluster refused get on pods/log in namespace {NS} (HTTP 403): "
+        "forbidden",
     )

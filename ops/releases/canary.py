@@ -370,6 +370,24 @@ def _analyse(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
 ) -> Verdict:
+    """The verdict; a canary that cannot be judged (the cluster refuses a read, is unreachable) is aborted."""
+    try:
+        return _judge(cluster, settings, new_tag=new_tag, announce=announce, clock=clock, sleep=sleep)
+    except (KeyboardInterrupt, _Interrupted):
+        raise
+    except Exception as error:  # never promote what could not be judged; say why
+        return Verdict(ABORT, f"the analysis could not read the cluster: {error}")
+
+
+def _judge(
+    cluster: Pods,
+    settings: Settings,
+    *,
+    new_tag: str,
+    announce: Callable[[str], None],
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> Verdict:
     """Wait for the canary pods, then compare what they serve with the stable pods' until a verdict."""
     canary_selector = canary_pods_selector(settings.namespace)
     stable_selector = stable_pods_selector(settings.namespace)
@@ -438,9 +456,9 @@ def _probe(cluster: Pods, pods: list[dict[str, Any]], count: int, sleep: Callabl
     sent = 0
     for index in range(count):
         pod = pods[index % len(pods)]["metadata"]["name"]
-        with contextlib.suppress(Exception):
-            # What the pod answered is in its access log, where the analysis reads it.
-            cluster.proxy_get(pod, CONTAINER_PORT, PROBE_PATH)
+        # What the pod answered is in its access log, where the analysis reads it; a probe the API server
+        # refuses (no ``get pods/proxy``) never reaches it, and the analysis ends short of requests.
+        cluster.proxy_get(pod, CONTAINER_PORT, PROBE_PATH)
         sent += 1
         sleep(1 / PROBE_RATE)
     return sent
