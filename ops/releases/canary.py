@@ -140,9 +140,11 @@ def live(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class CanaryResult:
     """What a canary release did.
 
-    ``outcome``: ``promoted``, ``aborted``, ``interrupted`` or ``declined``. ``reason`` says why, with the
-    figures. ``stage1`` is stage 1's update (None when declined); ``final`` the promotion's ``make up``
-    (with its own automatic rollback), ``abort`` the abort's update.
+    ``outcome``: ``promoted``, ``aborted``, ``interrupted``, ``declined``, or ``promotion failed`` (the canary
+    passed, the stable pods' rollout failed: ``final`` says how ``make up`` rolled back). ``reason`` says why,
+    with the figures. ``release`` is the number of stage 1's release. ``stage1`` is stage 1's update (None when
+    declined); ``final`` the promotion's ``make up`` (with its own automatic rollback), ``abort`` the abort's
+    update.
     """
 
     settings: Settings
