@@ -9,7 +9,7 @@ import pulumi
 from components import docker_engine
 from components.image import AppImage, AppImageArgs
 from components.settings import load_settings
-from components.webapp import WebApp, WebAppArgs, node_url
+from components.webapp import CanaryArgs, WebApp, WebAppArgs, node_url
 from project import APP_DIR, NAME, read_app_version
 
 settings = load_settings(
@@ -31,6 +31,21 @@ if image_args.build:
     image_args = replace(image_args, platform=settings.build_platform or docker_engine.engine_platform())
 image = AppImage("app-image", image_args)
 
+canary = None
+if settings.canary_image_tag is not None:
+    # A canary release in progress (make up sets canaryImageTag): the new image beside the untouched stable one.
+    canary_image_args = replace(image_args, tag=settings.canary_image_tag, digest="", platform=None)
+    if canary_image_args.build:
+        canary_image_args = replace(
+            canary_image_args, platform=settings.build_platform or docker_engine.engine_platform()
+        )
+    canary = CanaryArgs(
+        image=AppImage("canary-image", canary_image_args).image_ref,
+        version=settings.canary_image_tag,
+        replicas=settings.canary.replicas,
+        change_cause=settings.canary_change_cause,
+    )
+
 app = WebApp(
     "web",
     WebAppArgs(
@@ -42,6 +57,7 @@ app = WebApp(
         rollout=settings.rollout,
         node_port=settings.node_port,
         resources=settings.resources,
+        canary=canary,
     ),
 )
 

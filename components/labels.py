@@ -49,3 +49,38 @@ def workload_labels(instance: str, version: str) -> dict[str, str]:
     if LABEL_VALUE.match(version):
         labels[VERSION] = version
     return labels
+
+
+#: Tells a canary's pods from the stable ones. Only canary pods carry it: giving the stable pods a track label of
+#: their own would change the stable Deployment's pod template, and so roll every stable pod, as a canary starts.
+TRACK = "track"
+CANARY_TRACK = "canary"
+
+
+def canary_selector_labels(instance: str) -> dict[str, str]:
+    """The canary Deployment's selector: the Service's selector labels plus the canary track.
+
+    Its pods also match the Service's selector (name and instance), so they take
+    their share of its traffic by pod count.
+    """
+    return {**selector_labels(instance), TRACK: CANARY_TRACK}
+
+
+def canary_labels(instance: str, version: str) -> dict[str, str]:
+    """Workload labels of the canary's version, plus the canary track: the canary Deployment and its pods."""
+    return {**workload_labels(instance, version), TRACK: CANARY_TRACK}
+
+
+def label_selector(labels: dict[str, str], *, without: tuple[str, ...] = ()) -> str:
+    """A label selector string for the API (``a=b,c=d``), requiring the keys in ``without`` to be absent (``!key``)."""
+    return ",".join([*(f"{key}={value}" for key, value in labels.items()), *(f"!{key}" for key in without)])
+
+
+def stable_pods_selector(instance: str) -> str:
+    """The stable pods of an instance: the Service's selector labels, and no track label."""
+    return label_selector(selector_labels(instance), without=(TRACK,))
+
+
+def canary_pods_selector(instance: str) -> str:
+    """The canary pods of an instance."""
+    return label_selector(canary_selector_labels(instance))

@@ -109,3 +109,55 @@ class RolloutPlan:
         before this, so this only bounds a slow but moving rollout.
         """
         return self.batches * self.step_seconds + self.progress_deadline_seconds
+
+
+#: ``rolloutStrategy`` values: every pod rolled, judged by readiness; or a canary judged by its traffic first.
+ROLLING = "rolling"
+CANARY = "canary"
+STRATEGIES = (ROLLING, CANARY)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CanaryPlan:
+    """How a canary release is judged (``rolloutStrategy: canary``); checked when built.
+
+    ``replicas`` canary pods (>= 1) run beside the stable ones and take
+    ``replicas / (stable + replicas)`` of the Service's traffic, by pod count.
+    For ``analysis_seconds`` (>= 10) their requests are compared with the
+    stable pods': the canary fails when its error rate (4xx and 5xx answers,
+    in percent) exceeds the stable's by more than ``max_error_rate``
+    percentage points (0-100), or when its p99 latency exceeds
+    ``max_p99_ms`` milliseconds (0: no bound). Fewer than ``min_requests``
+    (>= 1) canary requests decide nothing. No field has a default: the
+    program fills the plan from stack config, whose defaults are Pulumi.yaml's.
+    """
+
+    replicas: int
+    analysis_seconds: int
+    max_error_rate: float
+    max_p99_ms: int
+    min_requests: int
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError(f"replicas must be >= 1, got {self.replicas}")
+        if self.analysis_seconds < MIN_ANALYSIS_SECONDS:
+            raise ValueError(f"analysis_seconds must be >= {MIN_ANALYSIS_SECONDS}, got {self.analysis_seconds}")
+        if not 0 <= self.max_error_rate <= 100:
+            raise ValueError(f"max_error_rate must be from 0 to 100, got {self.max_error_rate}")
+        if self.max_p99_ms < 0:
+            raise ValueError(f"max_p99_ms must be >= 0, got {self.max_p99_ms}")
+        if self.min_requests < 1:
+            raise ValueError(f"min_requests must be >= 1, got {self.min_requests}")
+
+    def share(self, stable_replicas: int) -> float:
+        """The canary's share of the Service's traffic (0-1): its pods among all the Service selects."""
+        return self.replicas / (stable_replicas + self.replicas)
+
+    def most_added_seconds(self, rollout: RolloutPlan) -> int:
+        """The most time a canary adds to a release: its pods' ready budget, then the whole analysis window."""
+        return rollout.step_seconds + self.analysis_seconds
+
+
+#: The shortest analysis window: a few polls of the pods' logs.
+MIN_ANALYSIS_SECONDS = 10

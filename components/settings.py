@@ -38,7 +38,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from components.rollout import RolloutPlan
+from components.rollout import CANARY, MIN_ANALYSIS_SECONDS, ROLLING, STRATEGIES, CanaryPlan, RolloutPlan
 from components.values import (
     DIGEST,
     DIGEST_RULE,
@@ -79,6 +79,9 @@ IMAGE_TAG_RULE = f"{TAG_RULE}, or {APP_VERSION_TAG!r} for the app's version"
 _TAG_OR_MARKER = rf"^(?:{TAG.pattern[1:-1]}|{re.escape(APP_VERSION_TAG)})$"
 _DNS_LABEL_OR_MARKER = rf"^(?:{DNS_LABEL.pattern[1:-1]}|{re.escape(DERIVED_NAMESPACE)})$"
 # A digest, or the empty default: none.
+_TAG_OR_MARKER_OR_NONE = rf"^(?:{TAG.pattern[1:-1]}|{re.escape(APP_VERSION_TAG)})?$"
+# A percentage from 0 to 100, decimals allowed (checked against 100 by the field's bound).
+_PERCENTAGE = re.compile(r"^[0-9]{1,3}(?:\.[0-9]{1,3})?$")
 _DIGEST_OR_NONE = rf"^(?:{DIGEST.pattern[1:-1]})?$"
 _PLATFORM_OR_MARKER = rf"^(?:{PLATFORM.pattern[1:-1]}|{re.escape(ENGINE_PLATFORM)})$"
 # The two spellings of a boolean the Pulumi CLI passes for a ``type: boolean`` key.
@@ -129,6 +132,13 @@ def _rules(project: str) -> dict[str, str]:
             "must be a platform os/arch[/variant] such as 'linux/amd64', 'linux/arm64' or 'linux/arm/v7'; "
             f"or {ENGINE_PLATFORM!r} for the platform of the Docker engine that builds"
         ),
+        "rolloutStrategy": f"must be {ROLLING!r} or {CANARY!r}",
+        "canaryReplicas": _integer(1),
+        "canaryAnalysisSeconds": _integer(MIN_ANALYSIS_SECONDS),
+        "canaryMaxErrorRate": "must be a percentage from 0 to 100 such as '1' or '0.5', without '%'",
+        "canaryMaxP99Ms": f"{_integer(0)} (milliseconds; 0 for no bound)",
+        "canaryMinRequests": _integer(1),
+        "canaryImageTag": f"{IMAGE_TAG_RULE}; or '' for no canary (make up sets it)",
     }
 
 
@@ -166,6 +176,13 @@ def _boolean(raw: object) -> object:
     if value is None:
         raise _bad_value()
     return value
+
+
+def _percentage(raw: object) -> object:
+    text = raw.strip() if isinstance(raw, str) else None
+    if text is None or not _PERCENTAGE.match(text):
+        raise _bad_value()
+    return float(text)
 
 
 WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
@@ -217,6 +234,13 @@ class ConfigKeys(BaseModel):
     memory_limit: Quantity
     rollback_on_failure: Annotated[bool, BeforeValidator(_boolean)]
     build_platform: Annotated[str, Field(pattern=_PLATFORM_OR_MARKER)]
+    rollout_strategy: Annotated[str, Field(pattern=rf"^(?:{'|'.join(STRATEGIES)})$")]
+    canary_replicas: Annotated[WholeNumber, Field(ge=1)]
+    canary_analysis_seconds: Annotated[WholeNumber, Field(ge=MIN_ANALYSIS_SECONDS)]
+    canary_max_error_rate: Annotated[float, BeforeValidator(_percentage), Field(ge=0, le=100)]
+    canary_max_p99_ms: Annotated[WholeNumber, Field(ge=0)]
+    canary_min_requests: Annotated[WholeNumber, Field(ge=1)]
+    canary_image_tag: Annotated[str, Field(pattern=_TAG_OR_MARKER_OR_NONE)]
 
     @field_validator("image_tag")
     @classmethod
@@ -224,6 +248,22 @@ class ConfigKeys(BaseModel):
         resolved = _context(info)["app_version"] if tag == APP_VERSION_TAG else tag
         if resolved == "latest":
             raise _problem("imageTag", resolved, LATEST_REFUSED)
+        return resolved
+
+    @field_validator("canary_image_tag")
+    @classmethod
+    def _canary_of_a_canary_release(cls, tag: str, info: ValidationInfo) -> str:
+        # The program deploys what config says: a canary left under a rolling strategy would stay, unjudged.
+        strategy = info.data.get("rollout_strategy")
+        if tag and strategy == ROLLING:
+            allowed = (
+                f"a canary runs only with {_context(info)['namespace']}:rolloutStrategy = {CANARY!r}: finish it with "
+                f"`make up` under {CANARY!r}, or drop it with `pulumi config rm canaryImageTag`"
+            )
+            raise _problem("canaryImageTag", tag, allowed)
+        resolved = _context(info)["app_version"] if tag == APP_VERSION_TAG else tag
+        if resolved == "latest":
+            raise _problem("canaryImageTag", resolved, LATEST_REFUSED)
         return resolved
 
     @field_validator("image_digest")
@@ -296,9 +336,11 @@ class Settings:
     ``namespace`` is the namespace to create, its marker resolved;
     ``node_port`` None lets the cluster assign one; ``build_platform`` None
     builds for the Docker engine's own platform. ``rollout`` holds the
-    replicas and the rolling update. ``rollback_on_failure`` is read only by
-    ``ops.releases up`` (``make up``): the program itself deploys the same
-    objects either way.
+    replicas and the rolling update. ``rollback_on_failure``, ``strategy``
+    (``rolling`` or ``canary``) and ``canary`` (how a canary is judged) are
+    read only by ``ops.releases up`` (``make up``): the program itself deploys
+    the same objects either way. ``canary_image_tag`` is the tag of the canary
+    pods to run beside the stable ones (its marker resolved), None for none.
     """
 
     stack: str
@@ -313,11 +355,21 @@ class Settings:
     resources: Resources
     rollback_on_failure: bool
     build_platform: str | None
+    strategy: str
+    canary: CanaryPlan
+    canary_image_tag: str | None
 
     @property
     def change_cause(self) -> str:
         """The Deployment's ``kubernetes.io/change-cause``: the tag and the stack."""
         return f"pulumi up: image {self.image_repository}:{self.image_tag}, stack {self.stack}"
+
+    @property
+    def canary_change_cause(self) -> str:
+        """The canary Deployment's ``kubernetes.io/change-cause``: its tag, the stable tag and the stack."""
+        return (
+            f"canary: image {self.image_repository}:{self.canary_image_tag} beside {self.image_tag}, stack {self.stack}"
+        )
 
 
 class ConfigSource(Protocol):
@@ -448,4 +500,13 @@ def load_settings(
         ),
         rollback_on_failure=keys.rollback_on_failure,
         build_platform=None if keys.build_platform == ENGINE_PLATFORM else keys.build_platform,
+        strategy=keys.rollout_strategy,
+        canary=CanaryPlan(
+            replicas=keys.canary_replicas,
+            analysis_seconds=keys.canary_analysis_seconds,
+            max_error_rate=keys.canary_max_error_rate,
+            max_p99_ms=keys.canary_max_p99_ms,
+            min_requests=keys.canary_min_requests,
+        ),
+        canary_image_tag=keys.canary_image_tag or None,
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.labels import object_labels, selector_labels, workload_labels
+from components.labels import canary_labels, canary_selector_labels, object_labels, selector_labels, workload_labels
 from components.rollout import RolloutPlan
 from components.values import NODE_PORT_MAX, NODE_PORT_MIN, Resources
 from project import WEBAPP_TYPE
@@ -27,6 +27,8 @@ RUN_AS_ID = 10101
 REVISION_HISTORY_LIMIT = 10
 #: Names inside the stack's own namespace, as in the tutorial.
 DEPLOYMENT_NAME = "k8s-demo-deployment"
+#: The canary Deployment of a canary release (rolloutStrategy canary), beside the stable one.
+CANARY_DEPLOYMENT_NAME = "k8s-demo-canary"
 SERVICE_NAME = "k8s-demo-svc"
 APP_POLICY_NAME = "k8s-demo-allow-http"
 #: Writable scratch space nginx needs under a read-only root filesystem (pid, temp files).
@@ -42,6 +44,8 @@ DRAIN_SECONDS = 5
 TERMINATION_GRACE_SECONDS = DRAIN_SECONDS + 25
 #: Cause recorded on the Deployment, read back by ``kubectl rollout history``.
 CHANGE_CAUSE = "kubernetes.io/change-cause"
+#: The provider's annotation that makes ``pulumi up`` go on without waiting for an object to be ready.
+SKIP_AWAIT = "pulumi.com/skipAwait"
 #: The provider's await override: JSONPath conditions that must all hold before ``pulumi up`` goes on.
 WAIT_FOR = "pulumi.com/waitFor"
 #: Server-side apply takes back, for stack config, every field that a kubectl change
@@ -65,6 +69,23 @@ LOCAL_IMAGE_CHECKOV_SKIPS = {
 
 
 @dataclass(frozen=True, kw_only=True)
+class CanaryArgs:
+    """The canary of a canary release: ``replicas`` pods (>= 1) of ``image`` (tag ``version``) beside the stable ones.
+
+    ``change_cause`` is recorded on its Deployment as on the stable one.
+    """
+
+    image: pulumi.Input[str]
+    version: str
+    replicas: int
+    change_cause: str
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError(f"a canary needs at least 1 replica, got {self.replicas}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class WebAppArgs:
     """Shape of the web app. Every field is a plain value but ``image``.
 
@@ -73,7 +94,7 @@ class WebAppArgs:
     registry), which exempts it from the pull-policy and digest scans.
     ``rollout`` gives the replicas, the rolling-update bounds and the time
     ``pulumi up`` waits for a rollout; ``node_port`` None lets the cluster
-    assign one.
+    assign one. ``canary`` (default None: none) adds a canary Deployment.
     """
 
     namespace: str
@@ -84,6 +105,7 @@ class WebAppArgs:
     rollout: RolloutPlan
     node_port: int | None
     resources: Resources
+    canary: CanaryArgs | None = None
 
     def __post_init__(self) -> None:
         # Kubernetes would reject it mid-update; checked at construction (the plan checks its own).
@@ -92,13 +114,53 @@ class WebAppArgs:
 
 
 class WebApp(pulumi.ComponentResource):
-    """Namespace, Deployment (rolling update, probes, hardened pods), NodePort Service, NetworkPolicy."""
+    """Namespace, Deployment (rolling update, probes, hardened pods), NodePort Service, NetworkPolicy.
+
+    With ``args.canary``, a canary Deployment too: pods that carry the
+    Service's selector labels (so they take their share of its traffic by pod
+    count) and a track label of their own, while the stable Deployment is
+    exactly what it would be without it.
+    """
 
     namespace: pulumi.Output[str]
     deployment_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
     image: pulumi.Output[str]
     node_port: pulumi.Output[int | None]
+
+    def _canary(
+        self, name: str, args: WebAppArgs, canary: CanaryArgs, ns: k8s.core.v1.Namespace, opts: pulumi.ResourceOptions
+    ) -> None:
+        """The canary Deployment: the stable pod template with the canary's image and labels.
+
+        ``pulumi up`` does not wait for it (``skipAwait``): ``make up`` watches its
+        pods itself, so that a pod that crashes or never gets ready aborts the
+        canary within seconds, not after a progress deadline.
+        """
+        labels = canary_labels(args.namespace, canary.version)
+        k8s.apps.v1.Deployment(
+            f"{name}-canary",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=CANARY_DEPLOYMENT_NAME,
+                namespace=ns.metadata.name,
+                labels=labels,
+                annotations={
+                    CHANGE_CAUSE: canary.change_cause,
+                    SKIP_AWAIT: "true",
+                    **FORCE_OWNERSHIP,
+                    **(LOCAL_IMAGE_CHECKOV_SKIPS if args.local_image else {}),
+                },
+            ),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=canary.replicas,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=canary_selector_labels(args.namespace)),
+                min_ready_seconds=args.rollout.min_ready_seconds,
+                progress_deadline_seconds=args.rollout.progress_deadline_seconds,
+                revision_history_limit=REVISION_HISTORY_LIMIT,
+                template=_pod_template(args, canary.image, labels),
+            ),
+            opts=opts,
+        )
 
     def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(WEBAPP_TYPE, name, None, opts)
@@ -161,15 +223,17 @@ class WebApp(pulumi.ComponentResource):
                         max_unavailable=args.rollout.max_unavailable,
                     ),
                 ),
-                template=_pod_template(args, versioned),
+                template=_pod_template(args, args.image, versioned),
             ),
             opts=rollout_wait,
         )
+        if args.canary is not None:
+            self._canary(name, args, args.canary, ns, in_namespace)
 
         service_annotations = dict(FORCE_OWNERSHIP)
         if args.rollout.replicas == 0:
             # With no pods the Service can never get endpoints; do not wait for them.
-            service_annotations["pulumi.com/skipAwait"] = "true"
+            service_annotations[SKIP_AWAIT] = "true"
         service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -269,8 +333,10 @@ def node_url(address: str, node_port: int | None) -> str | None:
     return None if node_port is None else f"http://{address}:{node_port}/"
 
 
-def _pod_template(args: WebAppArgs, labels: dict[str, str]) -> k8s.core.v1.PodTemplateSpecArgs:
-    """Pod template: non-root, read-only root, no capabilities, probed on the health path."""
+def _pod_template(
+    args: WebAppArgs, image: pulumi.Input[str], labels: dict[str, str]
+) -> k8s.core.v1.PodTemplateSpecArgs:
+    """Pod template of ``image``: non-root, read-only root, no capabilities, probed on the health path."""
     probe_action = k8s.core.v1.HTTPGetActionArgs(path=HEALTH_PATH, port=PORT_NAME)
     return k8s.core.v1.PodTemplateSpecArgs(
         metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
@@ -289,7 +355,7 @@ def _pod_template(args: WebAppArgs, labels: dict[str, str]) -> k8s.core.v1.PodTe
             containers=[
                 k8s.core.v1.ContainerArgs(
                     name="web",
-                    image=args.image,
+                    image=image,
                     # Local images (docker-desktop, minikube, kind) are never in a registry;
                     # pushed images are pinned by digest, so pulling again gains nothing.
                     image_pull_policy="IfNotPresent",

@@ -1,5 +1,8 @@
 """The cluster as its API shows it, read with the official ``kubernetes`` client: never through ``kubectl``.
 
+One write is here too: scaling a Deployment (``Cluster.scale``), with which a canary release stops a failed canary
+at once.
+
 It reaches the cluster the stack's Kubernetes provider reaches:
 
 - the kubeconfig: ``kubernetes:kubeconfig`` in the stack's config (a path, or
@@ -172,16 +175,70 @@ class Cluster:
         apps = AppsV1Api(self._client)
         return self._list("replicasets", apps.list_namespaced_replica_set, label_selector=selector)
 
-    def log(self, pod: str, *, container: str | None = None, tail_lines: int = 20, previous: bool = False) -> str:
-        """The last ``tail_lines`` lines a container wrote (``previous``: its last terminated run), as written."""
-        data = self._read(
-            "get",
-            "pods/log",
-            self._core.read_namespaced_pod_log,
-            pod,
-            self.namespace,
-            container=container,
-            tail_lines=tail_lines,
-            previous=previous,
-        )
+    def log(
+        self,
+        pod: str,
+        *,
+        container: str | None = None,
+        tail_lines: int | None = 20,
+        previous: bool = False,
+        since_seconds: int | None = None,
+        timestamps: bool = False,
+    ) -> str:
+        """The last ``tail_lines`` lines a container wrote (``previous``: its last terminated run), as written.
+
+        ``tail_lines`` None: every line; ``since_seconds``: only those written in the last so many seconds;
+        ``timestamps``: each line starts with the time the runtime received it (RFC 3339, nanoseconds) and a space.
+        """
+        options: dict[str, object] = {"container": container, "previous": previous}
+        if timestamps:
+            options["timestamps"] = True
+        if tail_lines is not None:
+            options["tail_lines"] = tail_lines
+        if since_seconds is not None:
+            options["since_seconds"] = since_seconds
+        data = self._read("get", "pods/log", self._core.read_namespaced_pod_log, pod, self.namespace, **options)
         return data.decode("utf-8", "replace")
+
+    def scale(self, deployment: str, replicas: int) -> None:
+        """Set a Deployment's replicas through its scale subresource (``patch deployments/scale``).
+
+        The one write here: a canary release stops a canary that failed at once, before the update that deletes it.
+        """
+        from kubernetes.client import AppsV1Api  # noqa: PLC0415
+
+        apps = AppsV1Api(self._client)
+        self._read(
+            "patch",
+            "deployments/scale",
+            apps.patch_namespaced_deployment_scale,
+            deployment,
+            self.namespace,
+            body={"spec": {"replicas": replicas}},
+        )
+
+    def proxy_get(self, pod: str, port: int, path: str) -> int:
+        """``GET <path>`` to ``port`` of ``pod`` through the API server's pod proxy; the HTTP status it answered.
+
+        The request reaches the pod from the API server, so it works from outside the cluster network (a CI
+        runner). A status the pod answers (404, 500) is returned, not raised; 401 and 403 of the API server raise
+        ``Refused``; a pod the proxy cannot reach is the proxy's status (502, 503).
+        """
+        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+        try:
+            self._read(
+                "get",
+                "pods/proxy",
+                self._core.connect_get_namespaced_pod_proxy_with_path,
+                f"{pod}:{port}",
+                self.namespace,
+                path.lstrip("/"),
+            )
+        except ApiException as error:
+            # 401 and 403 of the API server itself are Refused already; any other status is the pod's answer,
+            # or the proxy's 502/503 for a pod it cannot reach: a failed request either way.
+            if error.status is None:
+                raise
+            return int(error.status)
+        return 200

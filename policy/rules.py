@@ -21,6 +21,9 @@ from project import REVIEW_STACK
 SINGLE_REPLICA_STACK = "dev"
 #: Replicas every other stack must run, so one pod can be lost or replaced without downtime.
 MIN_REPLICAS = 2
+#: The label (key, value) of a canary's pods (components/labels.py: TRACK, CANARY_TRACK; the pack imports no
+#: component, so it is spelt here, and a unit test holds the two equal).
+CANARY_LABEL = ("track", "canary")
 
 # Kinds whose pod template sits at spec.template; Pods and CronJobs are handled on their own.
 _TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"})
@@ -179,9 +182,14 @@ def min_replicas(stack: str) -> int:
 def replicas_violations(resource_type: str, props: Mapping[str, Any], stack: str) -> list[str]:
     """A replicated workload outside ``dev`` and ``pr-*`` runs at least two replicas.
 
-    Kubernetes defaults a missing ``spec.replicas`` to 1, so it counts as 1.
+    Kubernetes defaults a missing ``spec.replicas`` to 1, so it counts as 1. A canary's pods
+    (``CANARY_LABEL`` on its pod template) are exempt: they serve beside a stable workload, whose
+    replicas this rule checks, and their count is a share of traffic (``canaryReplicas``).
     """
     if kubernetes_kind(resource_type) not in REPLICATED_KINDS:
+        return []
+    labels = _mapping(_mapping((pod_template(resource_type, props) or {}).get("metadata")).get("labels"))
+    if labels.get(CANARY_LABEL[0]) == CANARY_LABEL[1]:
         return []
     required = min_replicas(stack)
     replicas = _mapping(props.get("spec")).get("replicas", 1)

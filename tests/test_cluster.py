@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 import yaml
@@ -36,6 +36,10 @@ class _Api(BaseHTTPRequestHandler):
                 self.wfile.write(data)
                 return
         self.send_error(404)
+
+    def do_PATCH(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.do_GET()
 
     def log_message(self, *_: object) -> None:
         pass
@@ -126,3 +130,33 @@ def test_the_context_named_by_the_stack_is_used_not_the_current_one(api: str, tm
     _Api.answers = {"/api/v1/namespaces/ns/pods": (200, {"items": []})}
     with Cluster.connect(Target(namespace="ns", kubeconfig=yaml.safe_dump(document), context="sandbox")) as cluster:
         assert cluster.pods("a=b") == []
+
+
+def test_log_of_a_window_asks_for_every_line_since_with_timestamps(api: str) -> None:
+    _Api.answers = {"/api/v1/namespaces/ns/pods/web-1/log": (200, "")}
+    with Cluster.connect(Target(namespace="ns", kubeconfig=yaml.safe_dump(_kubeconfig(api)))) as cluster:
+        cluster.log("web-1", tail_lines=None, since_seconds=30, timestamps=True)
+    assert _Api.seen == [
+        ("/api/v1/namespaces/ns/pods/web-1/log", {"previous": "false", "sinceSeconds": "30", "timestamps": "true"})
+    ]
+
+
+def test_proxy_get_goes_to_the_pods_port_through_the_api_server(api: str) -> None:
+    # The client escapes the ':' of "<pod>:<port>"; the API server unescapes the path.
+    _Api.answers = {"/api/v1/namespaces/ns/pods/web-1%3A8080/proxy/": (200, "<html>")}
+    with Cluster.connect(Target(namespace="ns", kubeconfig=yaml.safe_dump(_kubeconfig(api)))) as cluster:
+        assert cluster.proxy_get("web-1", 8080, "/") == 200
+    assert [unquote(path) for path, _ in _Api.seen] == ["/api/v1/namespaces/ns/pods/web-1:8080/proxy/"]
+
+
+def test_proxy_get_returns_what_the_pod_answered(api: str) -> None:
+    _Api.answers = {"/api/v1/namespaces/ns/pods/web-1%3A8080/proxy/": (404, "not found")}
+    with Cluster.connect(Target(namespace="ns", kubeconfig=yaml.safe_dump(_kubeconfig(api)))) as cluster:
+        assert cluster.proxy_get("web-1", 8080, "/") == 404
+
+
+def test_scale_patches_the_deployments_scale(api: str) -> None:
+    _Api.answers = {"/apis/apps/v1/namespaces/ns/deployments/k8s-demo-canary/scale": (200, {"kind": "Scale"})}
+    with Cluster.connect(Target(namespace="ns", kubeconfig=yaml.safe_dump(_kubeconfig(api)))) as cluster:
+        cluster.scale("k8s-demo-canary", 0)
+    assert _Api.seen == [("/apis/apps/v1/namespaces/ns/deployments/k8s-demo-canary/scale", {})]

@@ -21,6 +21,7 @@ from pulumi_policy import (
 )
 
 import policy.__main__ as pack
+from components.labels import CANARY_TRACK, TRACK
 from ops.offline import MockResource, ProgramRun
 from policy import rules
 from policy.rules import StackResource
@@ -213,6 +214,16 @@ def test_one_replica_is_a_violation_in_prod() -> None:
     assert rules.replicas_violations(DEPLOYMENT_TYPE, _with_replicas(1.0), "prod") == [
         "replicas is 1; stack 'prod' must run at least 2"
     ]
+
+
+def test_a_canarys_single_pod_passes_in_prod() -> None:
+    canary = _with_replicas(1.0)
+    canary["spec"]["template"]["metadata"]["labels"][TRACK] = CANARY_TRACK
+    assert rules.replicas_violations(DEPLOYMENT_TYPE, canary, "prod") == []
+
+
+def test_the_packs_canary_label_is_the_components() -> None:
+    assert rules.CANARY_LABEL == (TRACK, CANARY_TRACK)
 
 
 def test_missing_replicas_counts_as_one() -> None:

@@ -192,6 +192,7 @@ def test_json_form_of_a_release() -> None:
         "commit": COMMIT,
         "dirty": False,
         "message": "First",
+        "canary": None,
     }
 
 

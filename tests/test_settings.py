@@ -268,7 +268,8 @@ def test_stack_config_refuses_an_unknown_key() -> None:
 UNKNOWN_REPLICA = (
     "k8s-demo:replica = '3': unknown key; known keys are: imageTag, imageRepository, imageDigest, replicas, maxSurge, "
     "maxUnavailable, minReadySeconds, podReadyTimeoutSeconds, nodePort, nodeAddress, namespace, cpuRequest, "
-    "cpuLimit, memoryRequest, memoryLimit, rollbackOnFailure, buildPlatform"
+    "cpuLimit, memoryRequest, memoryLimit, rollbackOnFailure, buildPlatform, rolloutStrategy, canaryReplicas, "
+    "canaryAnalysisSeconds, canaryMaxErrorRate, canaryMaxP99Ms, canaryMinRequests, canaryImageTag"
 )
 
 
@@ -327,7 +328,7 @@ def test_every_missing_key_is_named_with_its_rule() -> None:
     with pytest.raises(pulumi.RunError) as caught:
         load_settings(StackConfig("k8s-demo", {}), project="k8s-demo", stack="dev", app_version="0.2")
     lines = str(caught.value).splitlines()
-    assert lines[0] == "invalid configuration for stack 'dev' (17 problems); nothing was changed:"
+    assert lines[0] == "invalid configuration for stack 'dev' (24 problems); nothing was changed:"
     assert lines[4] == "  - k8s-demo:replicas is not set: must be an integer >= 0 (its default is in Pulumi.yaml)"
 
 
@@ -338,3 +339,117 @@ def test_a_value_is_reported_as_given_before_it_is_trimmed(load: Load) -> None:
 
 def test_pulumi_yaml_declares_exactly_the_keys_the_reader_knows() -> None:
     assert [key.removeprefix("k8s-demo:") for key in project_defaults()] == list(KNOWN_KEYS)
+
+
+# Canary releases: the strategy and how a canary is judged.
+
+
+def test_strategy_defaults_to_rolling(load: Load) -> None:
+    assert load("pr-7").strategy == "rolling"
+
+
+def test_dev_keeps_rolling_and_prod_canaries() -> None:
+    strategies = [
+        load_settings(
+            StackConfig("k8s-demo", stack_file_config(stack)), project="k8s-demo", stack=stack, app_version="0.2"
+        ).strategy
+        for stack in ("dev", "prod")
+    ]
+    assert strategies == ["rolling", "canary"]
+
+
+def test_canary_plan_from_the_keys(load: Load) -> None:
+    settings = load(
+        rolloutStrategy="canary",
+        canaryReplicas="2",
+        canaryAnalysisSeconds="30",
+        canaryMaxErrorRate="0.5",
+        canaryMaxP99Ms="250",
+        canaryMinRequests="20",
+    )
+    canary = settings.canary
+    assert (
+        canary.replicas,
+        canary.analysis_seconds,
+        canary.max_error_rate,
+        canary.max_p99_ms,
+        canary.min_requests,
+    ) == (
+        2,
+        30,
+        0.5,
+        250,
+        20,
+    )
+
+
+def test_no_canary_runs_by_default(load: Load) -> None:
+    assert load().canary_image_tag is None
+
+
+def test_canary_image_tag_marker_means_the_app_version(load: Load) -> None:
+    assert load(rolloutStrategy="canary", canaryImageTag="app/VERSION").canary_image_tag == "0.2"
+
+
+def test_canary_share_counts_the_canary_pods_among_all(load: Load) -> None:
+    settings = load(replicas="4", rolloutStrategy="canary")
+    assert settings.canary.share(settings.rollout.replicas) == 0.2
+
+
+def test_canary_adds_at_most_its_ready_budget_and_its_window(load: Load) -> None:
+    # 30 s to get ready + 3 s minReadySeconds, then the default 120 s window.
+    settings = load(rolloutStrategy="canary")
+    assert settings.canary.most_added_seconds(settings.rollout) == 153
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "rule"),
+    [
+        ("rolloutStrategy", "blue-green", "must be 'rolling' or 'canary'"),
+        ("rolloutStrategy", "Canary", "must be 'rolling' or 'canary'"),
+        ("canaryReplicas", "0", "must be an integer >= 1"),
+        ("canaryReplicas", "one", "must be an integer >= 1"),
+        ("canaryAnalysisSeconds", "9", "must be an integer >= 10"),
+        ("canaryMaxErrorRate", "101", "must be a percentage from 0 to 100 such as '1' or '0.5', without '%'"),
+        ("canaryMaxErrorRate", "5%", "must be a percentage from 0 to 100 such as '1' or '0.5', without '%'"),
+        ("canaryMaxErrorRate", "-1", "must be a percentage from 0 to 100 such as '1' or '0.5', without '%'"),
+        ("canaryMaxP99Ms", "-5", "must be an integer >= 0 (milliseconds; 0 for no bound)"),
+        ("canaryMinRequests", "0", "must be an integer >= 1"),
+        (
+            "canaryImageTag",
+            "not a tag",
+            "must be a Docker tag (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-'), "
+            "not empty and not 'latest', or 'app/VERSION' for the app's version; or '' for no canary (make up sets it)",
+        ),
+    ],
+)
+def test_bad_canary_value_is_refused_with_its_rule(load: Load, key: str, value: str, rule: str) -> None:
+    with pytest.raises(pulumi.RunError) as caught:
+        load(**{"rolloutStrategy": "canary", key: value})
+    assert str(caught.value).splitlines()[1:] == [f"  - k8s-demo:{key} = {value!r}: {rule}"]
+
+
+def test_canary_image_tag_latest_is_refused(load: Load) -> None:
+    with pytest.raises(pulumi.RunError) as caught:
+        load(rolloutStrategy="canary", canaryImageTag="latest")
+    assert str(caught.value).splitlines()[1:] == [
+        "  - k8s-demo:canaryImageTag = 'latest': 'latest' is refused: name the version, so rollback and history "
+        "mean something"
+    ]
+
+
+def test_a_canary_under_the_rolling_strategy_is_refused(load: Load) -> None:
+    with pytest.raises(pulumi.RunError) as caught:
+        load(canaryImageTag="0.3")
+    assert str(caught.value).splitlines()[1:] == [
+        "  - k8s-demo:canaryImageTag = '0.3': a canary runs only with k8s-demo:rolloutStrategy = 'canary': finish "
+        "it with `make up` under 'canary', or drop it with `pulumi config rm canaryImageTag`"
+    ]
+
+
+def test_every_bad_canary_key_is_reported_at_once(load: Load) -> None:
+    with pytest.raises(pulumi.RunError) as caught:
+        load(rolloutStrategy="canary", canaryReplicas="0", canaryAnalysisSeconds="1", canaryMinRequests="x")
+    assert str(caught.value).splitlines()[0] == (
+        "invalid configuration for stack 'dev' (3 problems); nothing was changed:"
+    )

@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 
+from components.rollout import CANARY
 from components.settings import Settings
 from ops.engine import Step
 from ops.preview.diff import MISSING, flatten, input_changes
@@ -170,6 +171,23 @@ def rollout_section(settings: Settings, deployment: Step | None) -> list[str]:
         f"{settings.rollout.min_ready_seconds} s) |",
         f"| most time `up` waits | {settings.rollout.most_wait_seconds} s |",
         f"| least pods serving | {settings.rollout.least_serving} of {settings.rollout.replicas} |",
+        *canary_rows(settings),
+    ]
+
+
+def canary_rows(settings: Settings) -> list[str]:
+    """The canary stage of ``make up`` (``rolloutStrategy: canary``): pods, share, window, thresholds, most time."""
+    if settings.strategy != CANARY:
+        return []
+    canary, rollout = settings.canary, settings.rollout
+    latency = f"; p99 at most {canary.max_p99_ms} ms" if canary.max_p99_ms else ""
+    return [
+        f"| canary stage (`make up`) | {canary.replicas} canary pod(s) beside {rollout.replicas}: "
+        f"{canary.share(rollout.replicas):.0%} of requests, before the rollout above |",
+        f"| canary analysis | {canary.analysis_seconds} s; errors at most {canary.max_error_rate:g} point(s) above the "
+        f"stable pods'{latency}; at least {canary.min_requests} requests (probes make up the rest) |",
+        f"| most time the canary adds | {canary.most_added_seconds(rollout)} s (ready {rollout.step_seconds} s "
+        f"+ analysis {canary.analysis_seconds} s) |",
     ]
 
 

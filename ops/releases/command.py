@@ -31,6 +31,7 @@ import pulumi
 import yaml
 from pulumi import automation as auto
 
+from components.rollout import CANARY
 from components.settings import APP_VERSION_TAG, Settings, StackConfig, load_settings
 from components.values import registry_host
 from ops import engine
@@ -513,6 +514,15 @@ def up_command(
     confirm: Callable[[], bool] | None,
     message: str | None = None,
 ) -> int:
-    """``make up``."""
+    """``make up``: a canary release when the stack's ``rolloutStrategy`` is canary and a stable release runs."""
+    if validated(deployer, app_version).strategy == CANARY and isinstance(deployer, PulumiStack):
+        from ops.releases import canary  # noqa: PLC0415  # it imports this module
+
+        done = canary.release(
+            deployer, app_version=app_version, app_version_at=app_version_at, confirm=confirm, connect=canary.connect
+        )
+        if done is not None:
+            return canary.print_canary(done)
+        print("No stable release runs to compare a canary with: a rolling release.")
     result = up(deployer, app_version=app_version, app_version_at=app_version_at, confirm=confirm, message=message)
     return print_up(result)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -53,10 +53,21 @@ PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
 #: Shown for a tag that history cannot tell.
 UNKNOWN_TAG = "?"
 
+#: The full config key of a canary in progress (``make up`` sets it while a canary runs).
+CANARY_TAG_KEY = config_key("canaryImageTag")
+#: The derived results of a canary's stage 1 release that was not promoted.
+INTERRUPTED = "interrupted"
+FAILED = "failed"
+IN_CANARY = "in canary"
+
 #: ``app/VERSION`` as committed at a commit, or None when that commit is not in this repository.
 AppVersionAt = Callable[[str], str | None]
 
 _RELEASE_NUMBER = re.compile(r"^[0-9]+$")
+# The stages of a canary release, as its update messages name them (``canary_stage1`` and the two below).
+_CANARY_STAGE1 = "canary stage 1 of 2"
+_CANARY_PROMOTED = "canary stage 2 of 2, promoted"
+_CANARY_ABORTED = re.compile(r"^canary of \S+ aborted \((.*)\): image \S+, stack \S+$")
 # The image in a release message: the repository may hold a registry port, so the tag is after the last colon.
 _MESSAGE_IMAGE = re.compile(r"\bimage (\S+):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}), stack \S+$")
 # The Docker provider reports a failed push as text only: no status, no structured error. These are its prefix of
@@ -112,6 +123,7 @@ class Release:
     dirty: bool
     message: str
     recorded_digest: str = ""
+    canary: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -140,6 +152,7 @@ class Release:
             "commit": self.commit,
             "dirty": self.dirty,
             "message": self.message,
+            "canary": self.canary or None,
         }
 
 
@@ -150,6 +163,36 @@ def release_message(action: str, repository: str, tag: str, stack: str) -> str:
     (``Settings.change_cause``), so history and ``kubectl rollout history`` read alike.
     """
     return f"{action}: image {repository}:{tag}, stack {stack}"
+
+
+def canary_stage1(detail: str) -> str:
+    """The action of a canary's stage 1 update, for ``release_message``: the canary's pods and share."""
+    return f"{_CANARY_STAGE1}, {detail}"
+
+
+def canary_promoted(reason: str) -> str:
+    """The action of a canary's promotion, with the figures that passed it."""
+    return f"{_CANARY_PROMOTED} ({reason})"
+
+
+def canary_aborted(tag: str, reason: str) -> str:
+    """The action of a canary's abort, with the figures that failed it."""
+    return f"canary of {tag} aborted ({reason})"
+
+
+def _canary_outcome(later: Sequence[Release]) -> tuple[str, str | None]:
+    """(the canary's outcome, its stage 1 release's result or None to keep Pulumi's), from the releases after it."""
+    if not later:
+        return "running or interrupted: the next make up finishes it", IN_CANARY
+    following = later[0]
+    if following.message.startswith(_CANARY_PROMOTED):
+        return f"promoted in release {following.number}", None
+    aborted = _CANARY_ABORTED.match(following.message)
+    if aborted:
+        return f"aborted in release {following.number}: {aborted.group(1)}", FAILED
+    if following.message.startswith(_CANARY_STAGE1):
+        return f"interrupted; finished by release {following.number}", INTERRUPTED
+    return f"interrupted; release {following.number} did not finish it", INTERRUPTED
 
 
 def tag_in_message(message: str) -> str | None:
@@ -206,6 +249,16 @@ def releases(history: Sequence[auto.UpdateSummary], app_version_at: AppVersionAt
                 recorded_digest=digest.value if digest is not None else "",
             )
         )
+        canary = (update.config or {}).get(CANARY_TAG_KEY)
+        if canary is not None and canary.value and found[-1].message.startswith(_CANARY_STAGE1):
+            # A canary's stage 1 releases the canary's tag (its message names it); the stable pods keep imageTag.
+            named = tag_in_message(found[-1].message)
+            found[-1] = replace(found[-1], image_tag=named, tag_source="the canary's tag, named in the message")
+    # What became of each canary is told by the release after it: promoted, aborted (failed) or interrupted.
+    for index, item in enumerate(found):
+        if item.message.startswith(_CANARY_STAGE1) and item.succeeded:
+            outcome, result = _canary_outcome(found[index + 1 :])
+            found[index] = replace(item, canary=outcome, result=result or item.result)
     return found
 
 
@@ -222,7 +275,9 @@ def running_release(history: Sequence[auto.UpdateSummary], numbered: Sequence[Re
 
 def table(numbered: Sequence[Release]) -> str:
     """The releases newest first, one row each, then a note for every tag history cannot tell."""
-    header = ("RELEASE", "TIME (UTC)", "IMAGE TAG", "RESULT", "COMMIT", "MESSAGE")
+    # The canary column only for a stack that ran one: its outcome per canary release.
+    canaries = any(r.canary for r in numbered)
+    header = ("RELEASE", "TIME (UTC)", "IMAGE TAG", "RESULT", "COMMIT", *(("CANARY",) * canaries), "MESSAGE")
     rows = [
         (
             str(r.number),
@@ -230,6 +285,7 @@ def table(numbered: Sequence[Release]) -> str:
             r.tag_label,
             r.result,
             r.commit_label,
+            *((r.canary.split(":", 1)[0] or "-",) * canaries),
             r.message,
         )
         for r in reversed(numbered)

@@ -22,6 +22,11 @@ Then on a sandbox with a real node (pods run nginx for real):
    steady-state baseline), measured just before it.
 7. Memory and CPU of the node's components (kubelet, kube-proxy,
    cri-dockerd, the sandbox's dockerd, containerd and shims) at rest.
+8. Canary against rolling, two stacks of 4 pods side by side (``make up``):
+   the wall time of a good release under each strategy; then the blast
+   radius of a build that goes ready but answers 404 on ``/``: the share of
+   requests that failed and for how long, under traffic, during ``make up``
+   and for CANARY_AFTER seconds after it returned.
 
 Needs the sandbox tools (``make sandbox-tools``) and root; starts and removes its own clusters.
 """
@@ -29,6 +34,7 @@ Needs the sandbox tools (``make sandbox-tools``) and root; starts and removes it
 from __future__ import annotations
 
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -177,6 +183,7 @@ def real_node_bench(workdir: Path) -> list[str]:
         with Traffic(port) as rolling:
             rollout = timed(stack.up)
         ready = statistics.median(start_to_ready(cluster, "k8s-demo-dev", f"k8s-demo:{APP_VERSION}"))
+        canary_lines = canary_bench(project)
     batches = -(-REPLICAS // (MAX_SURGE + MAX_UNAVAILABLE))
     floor = batches * (ready + MIN_READY_SECONDS)
     return [
@@ -196,6 +203,92 @@ def real_node_bench(workdir: Path) -> list[str]:
         f"node components at rest with the {REPLICAS} pods running ({usage.processes} processes, "
         f"{REST_SECONDS:.0f} s): {usage.rss_mib:.0f} MiB resident, {usage.cpu_percent:.1f} % of one core",
         f"  {usage.breakdown()}",
+        "",
+        *canary_lines,
+    ]
+
+
+#: The two stacks of the canary comparison: 4 stable pods each; the canary adds 1 (20% of connections).
+CANARY_STACKS = ("bench-rolling", "bench-canary")
+CANARY_REPLICAS = 4
+CANARY_WINDOW = 30
+#: Seconds of traffic after make up returned, in the blast radius measure.
+CANARY_AFTER = 20.0
+
+
+def _make_up(project: Project, stack: str) -> subprocess.CompletedProcess[str]:
+    return make(project, "up", f"STACK={stack}", "ARGS=--yes")
+
+
+def _broken_page(project: Project, version: str) -> None:
+    """A build that goes ready (``/healthz`` answers) but answers 404 on ``/``: nginx's root is not there."""
+    project.write_app(version, "Hello Broken!")
+    conf = project.dir / "app" / "nginx.conf"
+    conf.write_text(conf.read_text(encoding="utf-8").replace("/usr/share/nginx/html;", "/nonexistent;"), "utf-8")
+
+
+def blast_row(label: str, requests: list[Request], returned: float) -> str:
+    """Requests failed in all, the span from the first failure to the last, and the failed share after the return."""
+    failed = failures(requests)
+    after = [r for r in requests if r.started > returned]
+    span = failed[-1].ended - failed[0].started if failed else 0.0
+    share_after = 100 * len(failures(after)) / len(after) if after else 0.0
+    return (
+        f"| {label:<24} | {len(requests):>8} | {len(failed):>6} | {100 * len(failed) / max(1, len(requests)):>6.1f} "
+        f"| {span:>9.1f} | {share_after:>13.1f} |"
+    )
+
+
+def canary_bench(project: Project) -> list[str]:
+    """Step 8 on the real node: the lines of its tables."""
+    ports = {}
+    for name in CANARY_STACKS:
+        stack = project.stack(name)
+        strategy = "canary" if name.endswith("canary") else "rolling"
+        for key, value in {
+            "replicas": str(CANARY_REPLICAS),
+            "rolloutStrategy": strategy,
+            "canaryAnalysisSeconds": str(CANARY_WINDOW),
+            "canaryMinRequests": "20",
+        }.items():
+            stack.set_config(key, auto.ConfigValue(value))
+    project.write_app("0.1", "Hello Docker!")
+    for name in CANARY_STACKS:
+        if _make_up(project, name).returncode != 0:
+            raise RuntimeError(f"the first release of {name} failed")
+        ports[name] = int(project.stack(name).outputs()["nodePort"].value)
+    project.restore_app()
+    project.write_app("0.2", "Hello Kubernetes!")
+    good = {}
+    for name in CANARY_STACKS:
+        start = time.monotonic()
+        done = _make_up(project, name)
+        good[name] = time.monotonic() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"the good release of {name} failed:\n{done.stdout}\n{done.stderr}")
+    _broken_page(project, "0.3")
+    blast = []
+    for name in CANARY_STACKS:
+        with Traffic(ports[name]) as traffic:
+            _make_up(project, name)
+            returned = time.monotonic()
+            time.sleep(CANARY_AFTER)
+        blast.append(blast_row(name.removeprefix("bench-"), traffic.snapshot(), returned))
+    project.restore_app()
+    rolling, canary = good[CANARY_STACKS[0]], good[CANARY_STACKS[1]]
+    return [
+        f"canary against rolling ({CANARY_REPLICAS} pods; the canary 1 more, {CANARY_WINDOW} s window), make up",
+        f"| {'measure':<40} | {'seconds':>7} | {'ratio':<20} |",
+        f"|{'-' * 42}|{'-' * 9}|{'-' * 22}|",
+        f"| {'good release 0.1 -> 0.2, rolling':<40} | {rolling:>7.1f} | {'1.00 x rolling':<20} |",
+        f"| {'good release 0.1 -> 0.2, canary':<40} | {canary:>7.1f} | {f'{canary / rolling:.2f} x rolling':<20} |",
+        "",
+        f"a build that goes ready but answers 404 on /: traffic during make up and {CANARY_AFTER:.0f} s after",
+        f"| {'strategy':<24} | {'requests':>8} | {'failed':>6} | {'% fail':>6} | {'span (s)':>9} "
+        f"| {'% fail after':>13} |",
+        f"|{'-' * 26}|{'-' * 10}|{'-' * 8}|{'-' * 8}|{'-' * 11}|{'-' * 15}|",
+        *blast,
+        "rolling: every request fails from the end of its rollout on, with no end; canary: its share, until aborted.",
     ]
 
 
