@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 
 import pulumi
@@ -11,6 +12,12 @@ from components.image import AppImage, AppImageArgs
 from components.settings import load_settings
 from components.webapp import WebApp, WebAppArgs, node_url
 from project import APP_DIR, NAME, read_app_version
+
+# The SDKs' modules are most of this process's objects (about 116,000 after these imports, 77,000 of them the
+# kubernetes types), and they live until it ends. Frozen, the interpreter's exit no longer walks them in its last
+# garbage collections: 0.25-0.35 s less on every preview and update (`make bench`). Only reference cycles among them
+# stay uncollected, which nothing frees before the exit anyway.
+gc.freeze()
 
 settings = load_settings(
     pulumi.Config(NAME),
