@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pulumi
 
-from components import docker_engine
 from components.image import AppImage, AppImageArgs
 from components.settings import load_settings
 from components.webapp import WebApp, WebAppArgs, node_url
@@ -34,6 +33,9 @@ image_args = AppImageArgs(
     context=APP_DIR,
 )
 if image_args.build:
+    # Imported for a build only, as the Docker SDK is (components/image.py).
+    from components import docker_engine
+
     # For buildPlatform, else for the engine that builds it (DOCKER_HOST, the Docker context, the default socket).
     image_args = replace(image_args, platform=settings.build_platform or docker_engine.engine_platform())
 image = AppImage("app-image", image_args)
