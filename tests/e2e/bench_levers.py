@@ -156,8 +156,11 @@ class CompletionWatch:
             self._thread.join(timeout=10)
 
 
-def rollout_breakdown(project: Project, stack: auto.Stack, tag: str, directory: Path) -> list[str]:
-    """One traced rollout to ``tag`` through ``engine.up``: its breakdown, and what follows Kubernetes' verdict."""
+def rollout_breakdown(project: Project, stack: auto.Stack, tag: str, directory: Path) -> tuple[float, list[str]]:
+    """One traced rollout to ``tag`` through ``engine.up``: its wall time, and its breakdown as table lines.
+
+    The table ends with what follows Kubernetes' verdict: the provider's await returning, then ``up``.
+    """
     stack.set_config("imageTag", auto.ConfigValue(tag))
     watch = CompletionWatch(project.cluster)
     watch.start(after=time.time())
@@ -169,14 +172,17 @@ def rollout_breakdown(project: Project, stack: auto.Stack, tag: str, directory: 
     result = breakdown(read_trace(traces[0]), called, returned)
     lines = table(f"one rollout to {tag} (make up's engine.up, traced)", result, returned - called)
     if watch.complete_at is None:
-        return [*lines, "| Kubernetes' rollout-complete status was not seen by the watch |         |"]
+        return returned - called, [
+            *lines,
+            "| Kubernetes' rollout-complete status was not seen by the watch |         |",
+        ]
     update_end = _update_end(traces[0])
     lines += [
         f"| {'Kubernetes reports the rollout complete, after the call':<62} | {watch.complete_at - called:>7.2f} |",
         f"| {'  then: the provider await returns (Update call ends)':<62} | {update_end - watch.complete_at:>7.2f} |",
         f"| {'  then: up returns':<62} | {returned - watch.complete_at:>7.2f} |",
     ]
-    return lines
+    return returned - called, lines
 
 
 def _update_end(trace: Path) -> float:
@@ -398,7 +404,7 @@ def bench_levers(project: Project, stack: auto.Stack) -> list[str]:
         running = stack.get_config("imageTag").value
         lines = noop_breakdown(project, stack, directory)
         lines.append("")
-        lines += rollout_breakdown(project, stack, "0.1" if running == "0.2" else "0.2", directory)
+        lines += rollout_breakdown(project, stack, "0.1" if running == "0.2" else "0.2", directory)[1]
         lines.append("")
         lines += lever_rows(project, stack, directory)
     return lines
