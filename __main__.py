@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 
 import pulumi
 
-from components import docker_engine
 from components.image import AppImage, AppImageArgs
 from components.settings import load_settings
 from components.webapp import CanaryArgs, WebApp, WebAppArgs, node_url
 from project import APP_DIR, NAME, read_app_version
+
+# The SDKs' modules are most of this process's objects (about 116,000 after these imports, 77,000 of them the
+# kubernetes types), and they live until it ends. Frozen, the interpreter's exit no longer walks them in its last
+# garbage collections: 0.25-0.35 s less on every preview and update (`make bench`). Only reference cycles among them
+# stay uncollected, which nothing frees before the exit anyway.
+gc.freeze()
 
 settings = load_settings(
     pulumi.Config(NAME),
@@ -27,6 +33,9 @@ image_args = AppImageArgs(
     context=APP_DIR,
 )
 if image_args.build:
+    # Imported for a build only, as the Docker SDK is (components/image.py).
+    from components import docker_engine
+
     # For buildPlatform, else for the engine that builds it (DOCKER_HOST, the Docker context, the default socket).
     image_args = replace(image_args, platform=settings.build_platform or docker_engine.engine_platform())
 image = AppImage("app-image", image_args)

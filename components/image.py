@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from components.values import registry_host
 from project import APP_IMAGE_TYPE
@@ -71,6 +70,10 @@ class AppImage(pulumi.ComponentResource):
     def __init__(self, name: str, args: AppImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(APP_IMAGE_TYPE, name, None, opts)
         if args.build:
+            # Imported for a build only: most updates deploy an existing tag, and the Docker SDK's import is
+            # about 0.05-0.1 s of every program run (`make bench`).
+            import pulumi_docker as docker  # noqa: PLC0415
+
             image = docker.Image(
                 f"{name}-build",
                 image_name=args.reference,

@@ -8,9 +8,11 @@ parsed by the Automation API's own parser (``read_events``), as the live
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
+import pytest
 from pulumi import automation as auto
 
 from ops import engine
@@ -158,3 +160,41 @@ def test_a_preview_reads_the_stacks_own_config_file_by_default() -> None:
     stack = PreviewingStack()
     engine.preview(cast(auto.Stack, stack))
     assert stack.options["config_file"] is None
+
+
+class ReadingStack:
+    """Like ``Stack.up``: replays the update's events, then reads the outputs and the newest history entry."""
+
+    name = "dev"
+
+    def __init__(self, events: list[auto.EngineEvent]) -> None:
+        self.events = events
+
+    def up(self, **options: object) -> None:
+        on_event = cast(Callable[[auto.EngineEvent], None], options["on_event"])
+        for event in self.events:
+            on_event(event)
+        self.outputs()
+        self.info(True)
+
+    def outputs(self) -> auto.OutputMap:
+        raise AssertionError("the outputs were read after the update: a CLI run of its own")
+
+    def info(self, show_secrets: bool = True) -> auto.UpdateSummary | None:
+        raise AssertionError("the history was read after the update: a CLI run of its own")
+
+
+def release_events() -> list[auto.EngineEvent]:
+    return engine.read_events((DATA / "engine/up-release.events.jsonl").read_text(encoding="utf-8").splitlines())
+
+
+def test_an_update_reads_neither_outputs_nor_history_after_it() -> None:
+    report = engine.up(cast(auto.Stack, ReadingStack(release_events())), message="m")
+    assert (report.command_failed, report.changes().get("update")) == (False, 1)
+
+
+def test_the_stack_reads_its_outputs_again_after_the_update() -> None:
+    stack = ReadingStack(release_events())
+    engine.up(cast(auto.Stack, stack), message="m")
+    with pytest.raises(AssertionError, match="outputs were read"):
+        stack.outputs()

@@ -1,26 +1,28 @@
 """Sandbox benchmark (``make bench``): one run, one table, ratios.
 
-1. Wall time of ``pulumi up`` for the 0.1 -> 0.2 rollout of the dev stack, against
-   the tutorial's way on the same cluster: ``kubectl apply -f`` of the same
-   objects (rendered by ``ops.render``) then ``kubectl rollout status``.
+1. Wall time of ``make up``'s update (``ops.engine.up``: ``pulumi up`` through the Automation API)
+   for the 0.1 -> 0.2 rollout of the dev stack, against the tutorial's way on the same cluster:
+   ``kubectl apply -f`` of the same objects (rendered by ``ops.render``) then ``kubectl rollout status``.
 2. Each rollout against its floor, ceil(replicas / (maxSurge + maxUnavailable)) * minReadySeconds.
-3. A no-op ``pulumi up`` and ``pulumi preview``, as the project runs them (``refresh: always``
+3. A no-op update (``ops.engine.up``) and ``pulumi preview``, as the project runs them (``refresh: always``
    in ``Pulumi.yaml``) and with that option removed: the price of seeing kubectl changes.
 4. ``make up`` of a tag that never becomes ready, with ``rollbackOnFailure``:
    from its start to the previous tag fully available again, against its
    floor, the failing rollout's own timeout plus a rollout of the old tag.
+5. Where one no-op update's and one rollout's time goes, from Pulumi's own trace, and each
+   lever on that fixed cost A/B (``tests/e2e/bench_levers.py``).
 
 Then on a sandbox with a real node (pods run nginx for real):
 
-5. ``pulumi up`` for the 0.1 -> 0.2 rollout against its floor, where each
+6. ``make up``'s update for the 0.1 -> 0.2 rollout against its floor, where each
    batch takes a real pod's start-to-ready time plus minReadySeconds. The
    start-to-ready time is measured on the rollout's own new pods, from the
    API's timestamps (pod creation to its Ready condition, 1 s resolution):
    the median of the ten.
-6. Requests served and failed, and p50/p99 latency, during that rollout,
+7. Requests served and failed, and p50/p99 latency, during that rollout,
    against the same traffic on the same pods with nothing changing (the
    steady-state baseline), measured just before it.
-7. Memory and CPU of the node's components (kubelet, kube-proxy,
+8. Memory and CPU of the node's components (kubelet, kube-proxy,
    cri-dockerd, the sandbox's dockerd, containerd and shims) at rest.
 8. Canary against rolling, two stacks of 4 pods side by side (``make up``):
    the wall time of a good release under each strategy; then the blast
@@ -52,6 +54,7 @@ from ops.offline import run_program
 from ops.render import kubernetes_objects
 from project import NAME, config_key, stack_file_config
 from tests.e2e import node_usage
+from tests.e2e.bench_levers import bench_levers, engine_up, rollout_breakdown
 from tests.e2e.operator import make
 from tests.e2e.sandbox import (
     APP_VERSION,
@@ -71,6 +74,7 @@ from tests.e2e.test_e2e import SHORT_POD_READY, live_pods
 from tests.e2e.traffic import Request, Traffic, failures, percentile
 
 KUBECTL_NAMESPACE = "k8s-demo-kubectl"
+ROLLOUT_LABEL = "make up's update, rollout 0.1 -> 0.2"
 #: The bench copy's app version: no tag it deploys equals it, so Pulumi builds nothing, as kubectl doesn't.
 BENCH_APP_VERSION = "99.0-bench"
 
@@ -161,10 +165,12 @@ def traffic_row(label: str, requests: list[Request]) -> str:
 
 
 def real_node_bench(workdir: Path) -> list[str]:
-    """Steps 5-7 on a sandbox with a real node: the lines of their tables."""
+    """Steps 6-8 on a sandbox with a real node: the lines of their tables."""
     name = "k8s-demo-bench-node"
     kwok = workdir / "node-kwok"
     kwok.mkdir()
+    traces = workdir / "traces"
+    traces.mkdir()
     with running_cluster(name, kwok, real_node=True) as cluster:
         project = Project(workdir / "node", cluster)
         stack = project.stack("dev")
@@ -179,9 +185,9 @@ def real_node_bench(workdir: Path) -> list[str]:
         usage = node_usage.measure([kwok / "node" / name, kwok / "docker" / name], REST_SECONDS)
         with Traffic(port) as steady:
             time.sleep(BASELINE_SECONDS)
-        stack.set_config("imageTag", auto.ConfigValue(APP_VERSION))
         with Traffic(port) as rolling:
-            rollout = timed(stack.up)
+            # Traced, so the table shows how much of it is the rollout itself (the update call's await).
+            rollout, breakdown = rollout_breakdown(project, stack, APP_VERSION, traces)
         ready = statistics.median(start_to_ready(cluster, "k8s-demo-dev", f"k8s-demo:{APP_VERSION}"))
         canary_lines = canary_bench(project)
     batches = -(-REPLICAS // (MAX_SURGE + MAX_UNAVAILABLE))
@@ -192,13 +198,15 @@ def real_node_bench(workdir: Path) -> list[str]:
         f"|{'-' * 42}|{'-' * 9}|{'-' * 22}|",
         f"| {'pod start-to-ready (median of 10)':<40} | {ready:>7.1f} | {'':<20} |",
         f"| {f'floor {batches} x ({ready:.0f} s + {MIN_READY_SECONDS} s minReady)':<40} | {floor:>7.1f} | {'':<20} |",
-        f"| {'pulumi up, rollout 0.1 -> 0.2':<40} | {rollout:>7.1f} | {f'{rollout / floor:.2f} x floor':<20} |",
+        f"| {ROLLOUT_LABEL:<40} | {rollout:>7.1f} | {f'{rollout / floor:.2f} x floor':<20} |",
         "",
         f"traffic to 127.0.0.1:<nodePort>, {rolling.rate:.0f} requests/s, <= {rolling.concurrency} in flight",
         f"| {'phase':<32} | {'requests':>8} | {'failed':>6} | {'p50 ms':>6} | {'p99 ms':>6} |",
         f"|{'-' * 34}|{'-' * 10}|{'-' * 8}|{'-' * 8}|{'-' * 8}|",
         traffic_row(f"steady, {BASELINE_SECONDS:.0f} s", steady.snapshot()),
         traffic_row("during the rollout", rolling.snapshot()),
+        "",
+        *breakdown,
         "",
         f"node components at rest with the {REPLICAS} pods running ({usage.processes} processes, "
         f"{REST_SECONDS:.0f} s): {usage.rss_mib:.0f} MiB resident, {usage.cpu_percent:.1f} % of one core",
@@ -306,12 +314,14 @@ def main() -> int:
             stack.set_config("imageTag", auto.ConfigValue("0.1"))
             stack.up()
             stack.set_config("imageTag", auto.ConfigValue("0.2"))
-            pulumi_rollout = timed(stack.up)
-            noop_up = timed(stack.up)
+            pulumi_rollout = timed(lambda: engine_up(stack))
+            noop_up = timed(lambda: engine_up(stack))
             noop_preview = timed(stack.preview)
             with refresh_option_removed(project):
-                noop_up_stale = timed(stack.up)
+                noop_up_stale = timed(lambda: engine_up(stack))
                 noop_preview_stale = timed(stack.preview)
+            # Where the time goes, and each lever on it, on the same stack.
+            levers = bench_levers(project, stack)
             rolled_back = auto_rollback(project, stack)
 
             # The tutorial's way, same cluster, same objects, own namespace.
@@ -320,14 +330,14 @@ def main() -> int:
 
     floor_label = f"rollout floor ceil({REPLICAS}/{MAX_SURGE + MAX_UNAVAILABLE}) x {MIN_READY_SECONDS} s"
     rows = [
-        ("pulumi up, rollout 0.1 -> 0.2", pulumi_rollout, f"{pulumi_rollout / kubectl_rollout:.2f} x kubectl"),
+        ("make up's update, rollout 0.1 -> 0.2", pulumi_rollout, f"{pulumi_rollout / kubectl_rollout:.2f} x kubectl"),
         ("kubectl apply + rollout status, same", kubectl_rollout, "1.00 x kubectl"),
         (floor_label, float(ROLLOUT_FLOOR), ""),
-        ("pulumi up rollout / floor", pulumi_rollout, f"{pulumi_rollout / ROLLOUT_FLOOR:.2f} x floor"),
+        ("make up's update rollout / floor", pulumi_rollout, f"{pulumi_rollout / ROLLOUT_FLOOR:.2f} x floor"),
         ("kubectl rollout / floor", kubectl_rollout, f"{kubectl_rollout / ROLLOUT_FLOOR:.2f} x floor"),
-        ("pulumi up, no change", noop_up, f"{noop_up / pulumi_rollout:.2f} x rollout up"),
+        ("make up's update, no change", noop_up, f"{noop_up / pulumi_rollout:.2f} x rollout up"),
         ("pulumi preview, no change", noop_preview, f"{noop_preview / pulumi_rollout:.2f} x rollout up"),
-        ("pulumi up, no change, no refresh", noop_up_stale, f"refresh costs {noop_up / noop_up_stale:.2f} x"),
+        ("make up's update, no change, no refresh", noop_up_stale, f"refresh costs {noop_up / noop_up_stale:.2f} x"),
         (
             "pulumi preview, no change, no refresh",
             noop_preview_stale,
@@ -347,6 +357,8 @@ def main() -> int:
     print(f"|{'-' * 42}|{'-' * 9}|{'-' * 22}|")
     for label, seconds, ratio in rows:
         print(f"| {label:<40} | {seconds:>7.1f} | {ratio:<20} |")
+    print()
+    print("\n".join(levers))
     with tempfile.TemporaryDirectory(prefix="k8s-demo-bench-node-") as tmp:
         print()
         print("\n".join(real_node_bench(Path(tmp))))
