@@ -103,7 +103,7 @@ preflight-rollback: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.
 # ops.releases up: pulumi up, and on a failed rollout (rollbackOnFailure) one rollback to the last good tag.
 # ARGS=--help lists the flags up takes, with neither the pre-flight nor the stack.
 up: $(if $(filter --help -h,$(ARGS)),venv,preflight-up stack) ## Deploy STACK (default dev): build if needed, wait for the rollout, roll back if it fails
-	$(BIN)/python -m ops.releases up --stack $(STACK) $(value ARGS)
+	$(BIN)/python -m ops.releases up --stack $(STACK) $(if $(filter command line,$(origin OUT)),--out '$(OUT)') $(value ARGS)
 
 # history and rollback never create a stack: a misspelt STACK is refused, not initialised.
 history: login ## STACK's releases, newest first (JSON=1 for JSON)

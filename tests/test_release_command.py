@@ -455,7 +455,7 @@ ROLLOUT_TIMES_OUT = [
 
 
 def pulumi_up(events: list[auto.EngineEvent], resources: list[dict[str, object]] | None = None) -> UpOutcome:
-    return PulumiStack(cast(auto.Stack, EventStack(events, resources or []))).up("message")
+    return PulumiStack(cast(auto.Stack, EventStack(events, resources or [])), watch=False).up("message")
 
 
 def test_what_the_refresh_reports_on_the_deployment_is_no_failed_rollout() -> None:
@@ -490,7 +490,7 @@ def test_without_a_recorded_status_the_verdict_is_the_engines_error() -> None:
 def test_the_update_takes_make_ups_flags() -> None:
     engine_stack = EventStack([])
     flags = update_flags.parse(["--target", "urn:a", "--parallel", "3", "--diff"])
-    PulumiStack(cast(auto.Stack, engine_stack), flags=flags).up("message")
+    PulumiStack(cast(auto.Stack, engine_stack), flags=flags, watch=False).up("message")
     options = engine_stack.options
     assert (options["target"], options["parallel"], options["diff"], options["message"]) == (
         ["urn:a"],
@@ -503,6 +503,6 @@ def test_the_update_takes_make_ups_flags() -> None:
 def test_a_whole_stack_update_drops_the_narrowing_flags() -> None:
     engine_stack = EventStack([])
     flags = update_flags.parse(["--target", "urn:a", "--replace", "urn:b", "--parallel", "3"])
-    PulumiStack(cast(auto.Stack, engine_stack), flags=flags).up("message", whole_stack=True)
+    PulumiStack(cast(auto.Stack, engine_stack), flags=flags, watch=False).up("message", whole_stack=True)
     options = engine_stack.options
     assert (options["target"], options["replace"], options["parallel"]) == (None, None, 3)

@@ -6,6 +6,7 @@ Usage (the make targets pass the stack)::
     python -m ops.releases rollback --stack dev --to <release number or tag> [--no-image-check]
     python -m ops.releases up       --stack dev [pulumi up's flags: --yes, --skip-preview, --diff, --target URN,
                                                  --parallel N, --refresh, --message TEXT... (up --help)]
+                                                [--json] [--out FILE]
     python -m ops.releases promote  --from dev --to prod [--release <number or git tag>] [--preview [--out FILE]]
                                     [--yes] [--no-image-check]
 
@@ -38,6 +39,10 @@ from project import read_app_version
 def ask_terminal() -> bool:
     """Ask on the terminal whether to perform the update."""
     return input("Do you want to perform this update? [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -108,13 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         if flags.confirm and not sys.stdin.isatty():
             # As `pulumi up` does without a terminal: refuse before anything runs.
             raise Refusal("no terminal to confirm the update on; pass --yes or --skip-preview (make up ARGS=--yes)")
-        deployer = PulumiStack.open(args.stack, create=True, flags=flags)
+        output = _stderr if args.json else print
+        deployer = PulumiStack.open(args.stack, create=True, flags=flags, output=output)
         return up_command(
             deployer,
             app_version=app_version,
             app_version_at=git_app_version_at,
             confirm=ask_terminal if flags.confirm else None,
             message=flags.message,
+            as_json=args.json,
+            out=Path(args.out) if args.out else None,
         )
     except update_flags.Refused as refused:
         print(f"error: {refused}; {update_flags.HELP}\nNothing was changed.", file=sys.stderr)
