@@ -15,8 +15,8 @@ docs/decisions/0010-fail-fast-on-terminal-rollout-states.md):
 - ``InvalidImageName``: the image reference cannot be parsed;
 - ``CreateContainerConfigError`` that persisted ``CONFIG_ERROR_SECONDS``
   (a ConfigMap or Secret created a moment later would fix it);
-- ``FailedCreate`` of the ReplicaSet: the API refused its pods (quota,
-  admission), which it keeps retrying in vain;
+- ``FailedCreate`` of the ReplicaSet, refused for ``CREATE_REFUSED_SECONDS``:
+  the API refuses its pods (quota, admission), which it keeps retrying in vain;
 - ``CrashLoopBackOff`` once a container restarted ``CRASH_LOOP_RESTARTS``
   times: it ran twice and failed twice, and the kubelet now backs off.
 
@@ -50,6 +50,9 @@ CRASH_LOOP_RESTARTS = 1
 #: Seconds a CreateContainerConfigError must last to be terminal: a ConfigMap or Secret applied just after the
 #: Deployment (the same update) would clear it within that time.
 CONFIG_ERROR_SECONDS = 6
+#: Seconds the API must have kept refusing a ReplicaSet's pods (FailedCreate) to be terminal: a quota exactly full
+#: during pod churn refuses a pod only until a terminating one is gone.
+CREATE_REFUSED_SECONDS = 4
 #: Lines of a crashed container's log shown (its previous run, as it wrote them).
 LOG_LINES = 20
 #: Seconds between two reads of the cluster while an update waits for its rollout.
@@ -74,7 +77,7 @@ CREATE_REFUSED = "FailedCreate"
 #: Waiting reasons of a container that say why it does not run (others, like ContainerCreating, are progress).
 WAITING_CAUSES = frozenset({NEVER_PULL, INVALID_IMAGE, PULL_ERROR, PULL_BACKOFF, CRASH_LOOP, CONFIG_ERROR, RUN_ERROR})
 #: Terminal whatever their age.
-ALWAYS_TERMINAL = frozenset({NEVER_PULL, INVALID_IMAGE, CREATE_REFUSED})
+ALWAYS_TERMINAL = frozenset({NEVER_PULL, INVALID_IMAGE})
 #: The order causes are shown in, after terminal ones first: what stops a pod earliest comes first.
 ORDER = (
     CREATE_REFUSED,
@@ -286,6 +289,8 @@ def classify(
     ]
     if refused:
         latest = max(refused, key=lambda e: _event_time(e) or since)
+        first = min((t for t in (_first_time(e) for e in refused) if t is not None), default=now)
+        first = max(first, since)
         wanted = int((new.get("spec") or {}).get("replicas") or 0)
         missing = wanted - int((new.get("status") or {}).get("replicas") or 0)
         causes.append(
@@ -294,7 +299,7 @@ def classify(
                 pods=max(missing, 1),
                 sample="",
                 message=str(latest.get("message", "")),
-                terminal=True,
+                terminal=(now - first).total_seconds() >= CREATE_REFUSED_SECONDS,
             )
         )
     causes.sort(key=lambda c: (not c.terminal, ORDER.index(c.name) if c.name in ORDER else len(ORDER)))

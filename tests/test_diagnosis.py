@@ -22,6 +22,7 @@ from ops.cluster import Refused
 from ops.diagnosis import (
     CONFIG_ERROR_SECONDS,
     CRASH_LOOP_RESTARTS,
+    CREATE_REFUSED_SECONDS,
     LOG_LINES,
     Diagnosis,
     Watcher,
@@ -166,6 +167,22 @@ def test_a_config_error_younger_than_its_threshold_keeps_waiting() -> None:
 def test_a_config_error_that_persisted_its_threshold_is_terminal() -> None:
     case = recorded("config-error")
     now = first_failed(case) + timedelta(seconds=CONFIG_ERROR_SECONDS)
+    assert classified(case, now=now).terminal
+
+
+def first_refused(case: dict[str, Any]) -> datetime:
+    return min(at(e["firstTimestamp"]) for e in case["events"] if e["reason"] == "FailedCreate")
+
+
+def test_pods_refused_for_less_than_the_threshold_keep_waiting() -> None:
+    case = recorded("quota")
+    now = first_refused(case) + timedelta(seconds=CREATE_REFUSED_SECONDS - 1)
+    assert not classified(case, now=now).terminal
+
+
+def test_pods_refused_for_the_threshold_are_terminal() -> None:
+    case = recorded("quota")
+    now = first_refused(case) + timedelta(seconds=CREATE_REFUSED_SECONDS)
     assert classified(case, now=now).terminal
 
 

@@ -22,6 +22,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,29 +242,37 @@ class PulumiStack:
         if not self._watch:
             report = engine.up(self._stack, message=message, flags=flags, on_output=self._output, on_error=_print_error)
             return self.outcome(report)
-        watcher = self.watcher()
+        # An automatic rollback is given its full time: the failed release's pods, still terminating, can hold a
+        # quota or a node's room for a few seconds, which a fail-fast rule would take for a cause.
+        watcher, stopped = self.watcher(fail_fast=not whole_stack)
         watcher.start()
         try:
             report = engine.up(self._stack, message=message, flags=flags, on_output=self._output, on_error=_print_error)
         finally:
             found = watcher.stop()
             watcher.close()
-        return self.outcome(report, found, stopped=watcher.terminal is not None)
+        return self.outcome(report, found, stopped=stopped.is_set())
 
-    def watcher(self) -> diagnosis.Watcher:
-        """A watcher of the stack's Deployment that stops the update on a terminal cause (``ops.diagnosis``)."""
+    def watcher(self, *, fail_fast: bool) -> tuple[diagnosis.Watcher, threading.Event]:
+        """A watcher of the stack's Deployment (``ops.diagnosis``) and the event it sets when it stopped the update:
+        with ``fail_fast``, on the first terminal cause."""
         config = self.config()
         namespace = config.get(config_key("namespace")) or default_namespace(NAME, self.name)
         target = ClusterTarget.of_stack(config, namespace)
+        stopped = threading.Event()
 
         def connect() -> Cluster:
             return Cluster.connect(target)
 
         def stop(found: Diagnosis) -> None:
+            if not fail_fast:
+                return
             self._output(f"\nThe rollout cannot succeed: {found.headline()}\nStopping the update (as Ctrl-C does)...\n")
-            engine.cancel_update()
+            if engine.cancel_update():
+                stopped.set()
 
-        return diagnosis.Watcher(connect, diagnosis.selector(selector_labels(namespace)), on_terminal=stop)
+        label_selector = diagnosis.selector(selector_labels(namespace))
+        return diagnosis.Watcher(connect, label_selector, on_terminal=stop), stopped
 
     def outcome(self, report: engine.Report, found: Diagnosis | None = None, *, stopped: bool = False) -> UpOutcome:
         """What the update of ``report`` did; for a failed rollout, Kubernetes' verdict from the stack's state.
