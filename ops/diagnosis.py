@@ -89,8 +89,8 @@ ORDER = (
     CONFIG_ERROR,
     RUN_ERROR,
     CRASH_LOOP,
-    LIVENESS,
     READINESS,
+    LIVENESS,
 )
 
 

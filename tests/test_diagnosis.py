@@ -63,7 +63,7 @@ CASES = [
     ("crash", "CrashLoopBackOff", 2, True, "back-off 20s restarting failed container=web"),
     ("config-error", "CreateContainerConfigError", 2, True, 'configmap "missing-config" not found'),
     ("run-error", "CrashLoopBackOff", 2, True, 'exec: "/nonexistent": stat /nonexistent: no such file'),
-    ("readiness", "LivenessProbeFailed", 2, False, "Liveness probe failed: HTTP probe failed with statuscode: 500"),
+    ("readiness", "ReadinessProbeFailed", 2, False, "Readiness probe failed: HTTP probe failed with statuscode: 500"),
     ("unschedulable", "FailedScheduling", 2, False, "0/3 nodes are available: 1 Insufficient cpu"),
     ("quota", "FailedCreate", 2, True, "exceeded quota: pods-cap, requested: pods=1, used: pods=10"),
 ]
@@ -105,9 +105,9 @@ def test_a_container_that_cannot_run_names_runcs_words() -> None:
     assert (first.exit_code, first.reason) == (127, "ContainerCannotRun")
 
 
-def test_readiness_failing_is_named_too() -> None:
+def test_liveness_failing_is_named_after_readiness() -> None:
     names = [cause.name for cause in classified(recorded("readiness")).causes]
-    assert names == ["LivenessProbeFailed", "ReadinessProbeFailed"]
+    assert names == ["ReadinessProbeFailed", "LivenessProbeFailed"]
 
 
 def test_nothing_is_found_when_no_revision_is_above_the_baseline() -> None:
