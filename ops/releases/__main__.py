@@ -8,7 +8,7 @@ Usage (the make targets pass the stack)::
                                                  --parallel N, --refresh, --message TEXT... (up --help)]
                                                 [--json] [--out FILE]
     python -m ops.releases promote  --from dev --to prod [--release <number or git tag>] [--preview [--out FILE]]
-                                    [--yes] [--no-image-check]
+                                    [--yes] [--no-image-check] [--result FILE]
 
 Exit status: 0 done, 1 the update failed or was declined, 2 refused before anything changed.
 """
@@ -28,6 +28,8 @@ from ops.releases.command import (
     history_command,
     rollback_command,
     up_command,
+    up_json,
+    write_json,
 )
 from ops.releases.model import Refusal
 from ops.releases.promote import print_promote, promote
@@ -78,6 +80,9 @@ def parser() -> argparse.ArgumentParser:
     )
     promote_parser.add_argument("--out", type=Path, help="with --preview: write --to's preview as a PR comment here")
     promote_parser.add_argument("--yes", "-y", action="store_true", help="skip the preview and the confirmation")
+    promote_parser.add_argument(
+        "--result", type=Path, help="write the update's result as JSON here, as make up's OUT= (make promote RESULT=)"
+    )
     promote_parser.add_argument(
         "--no-image-check",
         action="store_true",
@@ -150,7 +155,10 @@ def _promote(args: argparse.Namespace, app_version: str) -> int:
         preview_only=args.preview,
         confirm=None if args.yes else ask_terminal,
     )
-    return print_promote(result, out=args.out, app_version=app_version)
+    status = print_promote(result, out=args.out, app_version=app_version)
+    if args.result is not None and result.update is not None:
+        write_json(args.result, up_json(result.update, args.target, status))
+    return status
 
 
 if __name__ == "__main__":

@@ -647,6 +647,12 @@ def up_json(result: UpResult, stack: str, exit_code: int) -> dict[str, object]:
     }
 
 
+def write_json(path: Path, document: Mapping[str, object]) -> None:
+    """Write a result as JSON (its directory made if missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
 def up_command(
     deployer: Deployer,
     *,
@@ -671,8 +677,7 @@ def up_command(
     code = print_up(result)
     document = up_json(result, deployer.name, code)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        write_json(out, document)
     if as_json:
         print(json.dumps(document, indent=2))
     return code
