@@ -14,7 +14,8 @@ the quota an admin sets), five releases fail:
 For each: the cause named in ``make up``'s output and in its JSON (``OUT=``), how long the failed update ran
 (``pulumi stack history``), the time until the old version was fully available again, no failed request, and only
 0.1 answering throughout (traffic from tests/e2e/traffic.py, 127.0.0.1 only, bounded). ``make history`` then
-shows one line of cause per failed release. Each case's figures are appended to build/e2e/diagnosis.txt.
+shows one line of cause per failed release. Each case's figures are appended to build/e2e/diagnosis.txt, its
+output written to build/e2e/diagnosis-<case>.log.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ def release(project: Project, port: int, name: str, *setup: list[str]) -> Case:
     failed = last_update(project, skip=1 if result.get("rollback") else 0)
     case = Case(phase, result, failed, started)
     RECORD.parent.mkdir(parents=True, exist_ok=True)
+    (RECORD.parent / f"diagnosis-{name}.log").write_text(case.output, encoding="utf-8")
     with RECORD.open("a", encoding="utf-8") as record:
         record.write(
             f"{time.strftime('%FT%T')} {name}: causes {case.causes}, failed update ran {case.time_to_fail:.0f} s, "
@@ -157,7 +159,7 @@ def missing(port: int, e2e_project: Project) -> Case:
 
 
 def test_a_missing_image_is_named(missing: Case) -> None:
-    assert missing.phase.done.returncode == 1
+    assert missing.phase.done.returncode != 0
     assert missing.causes[0] == "ErrImageNeverPull"
     assert 'Container image "k8s-demo:0.9-missing" is not present with pull policy of Never' in missing.output
 
@@ -178,11 +180,12 @@ def test_a_missing_image_is_rolled_back_to_0_1_and_only_0_1_answers(missing: Cas
 
 
 @pytest.fixture(scope="module")
-def crash(missing: Case, port: int, e2e_project: Project) -> Iterator[Case]:
+def crash(missing: Case, port: int, e2e_project: Project) -> Case:
     write_conf(e2e_project, "0.3", "server_name  _;", "server_name  _;\n    no_such_directive on;")
     try:
-        yield release(e2e_project, port, "crash-loop", ["pulumi", "config", "rm", "imageTag"])
+        return release(e2e_project, port, "crash-loop", ["pulumi", "config", "rm", "imageTag"])
     finally:
+        # Now, not at the module's end: the next case builds from app/ too.
         e2e_project.restore_app()
 
 
@@ -208,10 +211,10 @@ def test_a_crash_loop_is_rolled_back_and_only_0_1_answers(crash: Case) -> None:
 
 
 @pytest.fixture(scope="module")
-def unready(crash: Case, port: int, e2e_project: Project) -> Iterator[Case]:
+def unready(crash: Case, port: int, e2e_project: Project) -> Case:
     write_conf(e2e_project, "0.4", 'return 200 "ok\\n";', "return 500;")
     try:
-        yield release(e2e_project, port, "readiness-500", ["pulumi", "config", "rm", "imageTag"])
+        return release(e2e_project, port, "readiness-500", ["pulumi", "config", "rm", "imageTag"])
     finally:
         e2e_project.restore_app()
 
