@@ -115,10 +115,12 @@ class Cause:
     log: tuple[str, ...] = ()
 
     def headline(self) -> str:
-        """One line: the cause, its pods, the sample's message (and exit code)."""
+        """One line: the cause, its pods (and exit code), then the sample's message; for a crash whose log was
+        read, its last line instead, which says why where the kubelet's back-off message does not."""
         count = f"{self.pods} pod{'s' if self.pods != 1 else ''}"
         exit_code = f", exit code {self.exit_code} ({self.reason})" if self.exit_code is not None else ""
-        message = " ".join(self.message.split())
+        written = [line for line in self.log if line.strip()]
+        message = " ".join((f"last log line: {written[-1]}" if written else self.message).split())
         return f"{self.name} ({count}{exit_code}): {message}" if message else f"{self.name} ({count}{exit_code})"
 
     def as_json(self) -> dict[str, object]:

@@ -244,6 +244,14 @@ def test_the_headline_names_cause_pods_exit_code_and_message() -> None:
     assert first.headline().startswith("CrashLoopBackOff (2 pods, exit code 127 (ContainerCannotRun)): failed to")
 
 
+def test_a_crashs_headline_gives_its_last_log_line() -> None:
+    found, _ = diagnosed(recorded("crash"))
+    assert found.causes[0].headline() == (
+        "CrashLoopBackOff (2 pods, exit code 1 (Error)): last log line: 2026/11/30 14:21:52 [emerg] 1#1: unknown "
+        'directive "no_such_directive" in /etc/nginx/conf.d/default.conf:6'
+    )
+
+
 def test_the_printed_diagnosis_marks_each_cause_and_its_sample() -> None:
     lines = classified(recorded("unschedulable")).lines()
     assert lines[0].startswith("  - FailedScheduling (2 pods): 0/3 nodes are available: 1 Insufficient cpu")

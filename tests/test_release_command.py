@@ -546,7 +546,8 @@ def test_the_diagnosis_is_printed_ahead_of_the_rollback(capsys: pytest.CaptureFi
     assert out.splitlines()[:6] == [
         "",
         "Why release 4 (tag 0.4-crash) failed, from its new pods (ReplicaSet k8s-demo-deployment-5c9):",
-        "  - CrashLoopBackOff (2 pods, exit code 1 (Error)): back-off 10s restarting failed container=web [terminal]",
+        "  - CrashLoopBackOff (2 pods, exit code 1 (Error)): last log line: "
+        '[emerg] 1#1: unknown directive "no_such_directive" [terminal]',
         "    sample pod: k8s-demo-deployment-5c9-abcde, container web",
         "    its last 1 log lines (as the container wrote them):",
         '    | [emerg] 1#1: unknown directive "no_such_directive"',
@@ -558,7 +559,8 @@ def test_a_stopped_release_says_why_in_its_error(capsys: pytest.CaptureFixture[s
     _, _, err = crashed_up(capsys, STOPPED, OK)
     assert err.splitlines()[0] == (
         "error: release 4 (tag 0.4-crash) failed: stopped waiting, the rollout cannot succeed: "
-        "CrashLoopBackOff (2 pods, exit code 1 (Error)): back-off 10s restarting failed container=web"
+        "CrashLoopBackOff (2 pods, exit code 1 (Error)): last log line: "
+        '[emerg] 1#1: unknown directive "no_such_directive"'
     )
 
 
