@@ -636,3 +636,13 @@ def test_a_failed_rollback_prints_its_diagnosis(capsys: pytest.CaptureFixture[st
     stack.outcomes = [UpOutcome(False, rollout=DEADLINE, diagnosis=CRASHED)]
     rollback_command(stack, "1", app_version=APP_VERSION, app_version_at=no_git, check=None)
     assert "Why release 4 (tag 0.1) failed, from its new pods" in capsys.readouterr().err
+
+
+def test_a_refused_read_is_named_and_kubernetes_verdict_stands(capsys: pytest.CaptureFixture[str]) -> None:
+    refused = UpOutcome(False, rollout=DEADLINE, diagnosis=Diagnosis(refused=("list replicasets",)))
+    _, out, err = crashed_up(capsys, refused, OK)
+    assert "the cluster refused `list replicasets`; the namespace Role needs it" in out
+    assert err.splitlines()[0] == (
+        "error: release 4 (tag 0.4-crash) failed: "
+        'ProgressDeadlineExceeded: ReplicaSet "k8s-demo-deployment-7d9" has timed out progressing.'
+    )
