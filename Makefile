@@ -23,6 +23,8 @@ JSON ?=
 FROM ?=
 REL ?=
 PREVIEW ?=
+# make promote RESULT=<file.json>: the update's result as JSON, as make up OUT=<file.json> writes it.
+RESULT ?=
 
 # No account needed: state goes to a file backend inside the project unless
 # PULUMI_BACKEND_URL names another backend. That local backend encrypts
@@ -103,7 +105,7 @@ preflight-rollback: $(if $(wildcard $(BIN)/.preflight),,preflight-host) $(BIN)/.
 # ops.releases up: pulumi up, and on a failed rollout (rollbackOnFailure) one rollback to the last good tag.
 # ARGS=--help lists the flags up takes, with neither the pre-flight nor the stack.
 up: $(if $(filter --help -h,$(ARGS)),venv,preflight-up stack) ## Deploy STACK (default dev): build if needed, wait for the rollout, roll back if it fails
-	$(BIN)/python -m ops.releases up --stack $(STACK) $(value ARGS)
+	$(BIN)/python -m ops.releases up --stack $(STACK) $(if $(filter command line,$(origin OUT)),--out '$(OUT)') $(value ARGS)
 
 # history and rollback never create a stack: a misspelt STACK is refused, not initialised.
 history: login ## STACK's releases, newest first (JSON=1 for JSON)
@@ -117,7 +119,8 @@ rollback: preflight-rollback login ## Deploy the tag of release TO=<number>, or 
 promote: login ## Deploy to TO exactly the image of FROM's newest good release (REL=<n or git tag>); PREVIEW=1 changes nothing
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "make promote needs FROM=<stack> TO=<stack> [REL=<release number or git tag>] [PREVIEW=1]" >&2; exit 2; }
 	$(BIN)/python -m ops.releases promote --from '$(FROM)' --to '$(TO)' $(if $(REL),--release '$(REL)') \
-	    $(if $(PREVIEW),--preview) $(if $(filter command line,$(origin OUT)),--out '$(OUT)') $(value ARGS)
+	    $(if $(PREVIEW),--preview) $(if $(filter command line,$(origin OUT)),--out '$(OUT)') \
+	    $(if $(RESULT),--result '$(RESULT)') $(value ARGS)
 
 # A refreshing preview that writes no state (README, "Drift watch"). ops.drift exits 0 (no drift), 1 (drift), 2 (the
 # check failed); make turns 1 and 2 into its own 2, so OUT=<file.json> also writes the verdict, exitCode included.

@@ -25,29 +25,35 @@ settings = load_settings(
     app_version=read_app_version(),
 )
 
-image_args = AppImageArgs(
-    repository=settings.image_repository,
-    tag=settings.image_tag,
-    digest=settings.image_digest,
-    app_version=settings.app_version,
-    context=APP_DIR,
-)
-if image_args.build:
-    # Imported for a build only, as the Docker SDK is (components/image.py).
-    from components import docker_engine
 
-    # For buildPlatform, else for the engine that builds it (DOCKER_HOST, the Docker context, the default socket).
-    image_args = replace(image_args, platform=settings.build_platform or docker_engine.engine_platform())
+def for_build(args: AppImageArgs) -> AppImageArgs:
+    """``args`` with the platform to build for, when it builds: buildPlatform, else the platform of the engine that
+    builds it (DOCKER_HOST, the Docker context, the default socket)."""
+    if not args.build:
+        return args
+    if settings.build_platform:
+        return replace(args, platform=settings.build_platform)
+    # Imported for a build only, as the Docker SDK is (components/image.py).
+    from components import docker_engine  # noqa: PLC0415
+
+    return replace(args, platform=docker_engine.engine_platform())
+
+
+image_args = for_build(
+    AppImageArgs(
+        repository=settings.image_repository,
+        tag=settings.image_tag,
+        digest=settings.image_digest,
+        app_version=settings.app_version,
+        context=APP_DIR,
+    )
+)
 image = AppImage("app-image", image_args)
 
 canary = None
 if settings.canary_image_tag is not None:
     # A canary release in progress (make up sets canaryImageTag): the new image beside the untouched stable one.
-    canary_image_args = replace(image_args, tag=settings.canary_image_tag, digest="", platform=None)
-    if canary_image_args.build:
-        canary_image_args = replace(
-            canary_image_args, platform=settings.build_platform or docker_engine.engine_platform()
-        )
+    canary_image_args = for_build(replace(image_args, tag=settings.canary_image_tag, digest="", platform=None))
     canary = CanaryArgs(
         image=AppImage("canary-image", canary_image_args).image_ref,
         version=settings.canary_image_tag,

@@ -52,6 +52,8 @@ WAIT_FOR = "pulumi.com/waitFor"
 #: (``rollout undo``, ``scale``, ``edit``) made its own; without it the next update
 #: stops at the field conflict instead of restoring what config says.
 FORCE_OWNERSHIP = {"pulumi.com/patchForce": "true"}
+#: The pull policy of a local image (no registry): the node's image store has it, or no pull could get it.
+LOCAL_IMAGE_PULL_POLICY = "Never"
 #: The Progressing reason the Deployment controller sets once a rollout is complete.
 ROLLOUT_COMPLETE_REASON = "NewReplicaSetAvailable"
 #: Checkov checks that cannot hold for a local image (in no registry); see docs/checks.md.
@@ -91,7 +93,8 @@ class WebAppArgs:
 
     ``image`` is the reference to run, usually the image component's output.
     ``local_image`` says it lives only in the cluster's local image store (no
-    registry), which exempts it from the pull-policy and digest scans.
+    registry): it is never pulled (``LOCAL_IMAGE_PULL_POLICY``), and is exempt from
+    the pull-policy and digest scans.
     ``rollout`` gives the replicas, the rolling-update bounds and the time
     ``pulumi up`` waits for a rollout; ``node_port`` None lets the cluster
     assign one. ``canary`` (default None: none) adds a canary Deployment.
@@ -356,9 +359,10 @@ def _pod_template(
                 k8s.core.v1.ContainerArgs(
                     name="web",
                     image=image,
-                    # Local images (docker-desktop, minikube, kind) are never in a registry;
-                    # pushed images are pinned by digest, so pulling again gains nothing.
-                    image_pull_policy="IfNotPresent",
+                    # Local images (docker-desktop, minikube, kind) are never in a registry: a pull could only
+                    # fail, slowly and in a registry's words, so a missing one is named at once (ErrImageNeverPull).
+                    # Pushed images are pinned by digest, so pulling again gains nothing.
+                    image_pull_policy=LOCAL_IMAGE_PULL_POLICY if args.local_image else "IfNotPresent",
                     ports=[k8s.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=CONTAINER_PORT)],
                     readiness_probe=k8s.core.v1.ProbeArgs(
                         http_get=probe_action, period_seconds=5, timeout_seconds=2, failure_threshold=3

@@ -15,7 +15,9 @@ function, so tests build reports from recorded events (``read_events``).
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -23,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 from pulumi import automation as auto
 
 from ops.update_flags import UpdateFlags
@@ -469,3 +472,27 @@ def up(
     except auto.CommandError:
         return recorder.report(command_failed=True)
     return recorder.report(command_failed=False)
+
+
+def cancel_update() -> bool:
+    """Stop the update this process runs now, as Ctrl-C stops ``pulumi up``; False when none runs.
+
+    The Automation API runs the update as a ``pulumi up`` child process and offers no way to stop it on a file
+    backend (``Stack.cancel`` is ``pulumi cancel``, which only the Pulumi Cloud backend implements). One SIGINT to
+    that child makes the engine cancel its operations: the Kubernetes provider's await returns ``context
+    canceled``, the update ends as failed, and the state is written with no pending operation, so the next update
+    runs as usual. Never a second SIGINT: that makes the CLI exit at once, leaving pending operations behind.
+    """
+    stopped = False
+    for child in psutil.Process(os.getpid()).children():
+        try:
+            argv = child.cmdline()
+        except psutil.Error:
+            continue
+        if argv and os.path.basename(argv[0]) == "pulumi" and "up" in argv[1:]:
+            try:
+                child.send_signal(signal.SIGINT)
+            except psutil.NoSuchProcess:
+                continue
+            stopped = True
+    return stopped

@@ -23,7 +23,6 @@ UNSUPPORTED = {
         "the Automation API can only add --refresh, so Pulumi.yaml's `refresh: always` applies; "
         "run `pulumi up --refresh=false` to skip the refresh once"
     ),
-    "--json": "make up prints the engine's progress and its own verdict; `pulumi up --json` prints JSON",
     "--plan": "make up runs the update it previews; `pulumi up --plan <file>` applies a saved plan",
 }
 
@@ -135,6 +134,14 @@ def add_update_flags(parser: argparse.ArgumentParser) -> None:
     flag("--policy-pack", action="append", default=[], metavar="DIR", help="run this policy pack (repeatable)")
     flag("--policy-pack-config", action="append", default=[], metavar="FILE", help="a policy pack's config file")
     flag("--continue-on-error", action="store_true", help="carry on with independent resources after an error")
+    # make up's own: its result, not the engine's events (``pulumi up --json`` prints those).
+    flag(
+        "--json",
+        action="store_true",
+        help="print make up's result as JSON on stdout (a failed rollout's diagnosis included); the engine's "
+        "display goes to stderr",
+    )
+    flag("--out", metavar="FILE", help="also write that JSON to FILE (make up OUT=<file.json>)")
 
 
 def flags_from(args: argparse.Namespace) -> UpdateFlags:

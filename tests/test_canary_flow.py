@@ -13,6 +13,7 @@ import pytest
 
 from components.webapp import CANARY_DEPLOYMENT_NAME
 from ops.cluster import Refused
+from ops.diagnosis import REVISION
 from ops.releases.canary import CANARY_TAG, CanaryResult, Pods, print_canary, release
 from ops.releases.command import UpOutcome
 from ops.releases.model import IMAGE_TAG_KEY, release_message
@@ -67,9 +68,27 @@ class FakeCluster:
             return [] if self.scaled else [pod("canary-1", restarts=self.restarts)]
         return [pod("stable-1"), pod("stable-2")]
 
+    def replica_sets(self, selector: str) -> list[dict[str, Any]]:
+        return []
+
+    def events(self, field_selector: str | None = None) -> list[dict[str, Any]]:
+        return []
+
+    def close(self) -> None:
+        pass
+
     def log(
-        self, pod: str, *, tail_lines: int | None = None, since_seconds: int | None = None, timestamps: bool = False
+        self,
+        pod: str,
+        *,
+        container: str | None = None,
+        tail_lines: int | None = None,
+        previous: bool = False,
+        since_seconds: int | None = None,
+        timestamps: bool = False,
     ) -> str:
+        if previous:
+            return "nginx: [emerg] unknown directive\n"
         found = self.logs.setdefault(pod, [])
         if pod.startswith("canary"):
             found += lines(self.canary_status, self.canary_per_read)
@@ -268,4 +287,34 @@ def test_a_canary_that_cannot_be_judged_is_aborted_saying_why() -> None:
         "aborted",
         f"the analysis could not read the cluster: the cluster refused get on pods/log in namespace {NS} (HTTP 403): "
         "forbidden",
+    )
+
+
+class CrashLoopingCanary(FakeCluster):
+    """A canary pod in CrashLoopBackOff, owned by the canary's ReplicaSet, as the API shows it."""
+
+    def replica_sets(self, selector: str) -> list[dict[str, Any]]:
+        return [{"metadata": {"name": "k8s-demo-canary-abc", "uid": "rs-1", "annotations": {REVISION: "1"}}}]
+
+    def pods(self, selector: str) -> list[dict[str, Any]]:
+        if "track=canary" not in selector:
+            return [pod("stable-1")]
+        crashed = pod("canary-1", restarts=2)
+        crashed["metadata"]["ownerReferences"] = [{"uid": "rs-1"}]
+        crashed["status"]["containerStatuses"] = [
+            {
+                "name": "app",
+                "restartCount": 2,
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s restarting"}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}},
+            }
+        ]
+        return [crashed]
+
+
+def test_a_crashed_canarys_abort_says_why_from_its_pods() -> None:
+    result = run(stack(True, True), CrashLoopingCanary())
+    assert (result.reason if result else None) == (
+        "canary pod canary-1: CrashLoopBackOff: back-off 20s restarting; "
+        "CrashLoopBackOff (1 pod, exit code 1 (Error)): last log line: nginx: [emerg] unknown directive"
     )

@@ -8,6 +8,9 @@ parsed by the Automation API's own parser (``read_events``), as the live
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import cast
@@ -198,3 +201,43 @@ def test_the_stack_reads_its_outputs_again_after_the_update() -> None:
     engine.up(cast(auto.Stack, stack), message="m")
     with pytest.raises(AssertionError, match="outputs were read"):
         stack.outputs()
+
+
+# Stopping a running update: Ctrl-C to the `pulumi up` the Automation API started.
+
+
+#: The stand-in CLI's script: it waits, and on SIGINT exits 130, as the CLI does once it has cancelled.
+WAIT_FOR_INTERRUPT = "trap 'kill %1; exit 130' INT; echo ready; sleep 30 & wait"
+
+
+@pytest.fixture
+def fake_cli(tmp_path: Path) -> Path:
+    """An executable named ``pulumi``: a copy of bash, so the process's own name and argv[0] are ``pulumi``."""
+    copy = tmp_path / "pulumi"
+    shutil.copy2(shutil.which("bash") or "/bin/bash", copy)
+    return copy
+
+
+def started(fake_cli: Path, *args: str) -> subprocess.Popen[str]:
+    cli = subprocess.Popen([str(fake_cli), "-c", WAIT_FOR_INTERRUPT, *args], stdout=subprocess.PIPE, text=True)
+    assert cli.stdout is not None
+    assert cli.stdout.readline() == "ready\n"
+    return cli
+
+
+def test_cancel_interrupts_the_pulumi_up_child(fake_cli: Path) -> None:
+    with started(fake_cli, "--non-interactive", "up", "--yes") as cli:
+        assert engine.cancel_update() is True
+        assert cli.wait(timeout=10) == 130
+
+
+def test_cancel_leaves_other_pulumi_commands_alone(fake_cli: Path) -> None:
+    with started(fake_cli, "preview") as cli:
+        assert engine.cancel_update() is False
+        assert cli.poll() is None
+        cli.send_signal(signal.SIGINT)
+        cli.wait(timeout=10)
+
+
+def test_cancel_without_an_update_running_does_nothing() -> None:
+    assert engine.cancel_update() is False

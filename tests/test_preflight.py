@@ -530,10 +530,10 @@ def test_the_engine_is_asked_over_its_unix_socket(engine_socket: Path) -> None:
 
 
 def test_make_ups_flags_are_checked_first(capsys: pytest.CaptureFixture[str]) -> None:
-    assert preflight.main(["check", "--for", "up", "--", "--yes", "--json"]) == 2
+    assert preflight.main(["check", "--for", "up", "--", "--yes", "--plan", "plan.json"]) == 2
     assert capsys.readouterr().err.splitlines()[0] == (
-        "error: [flags] make up cannot pass --json on: make up prints the engine's progress and its own verdict; "
-        "`pulumi up --json` prints JSON."
+        "error: [flags] make up cannot pass --plan on: make up runs the update it previews; "
+        "`pulumi up --plan <file>` applies a saved plan."
     )
 
 

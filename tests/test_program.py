@@ -225,6 +225,15 @@ def test_local_image_is_exempt_from_registry_scans(dev: ProgramRun) -> None:
     assert annotations["checkov.io/skip2"].startswith("CKV_K8S_43=")
 
 
+def test_a_local_image_is_never_pulled(dev: ProgramRun) -> None:
+    # A missing local image is then ErrImageNeverPull at once, not a pull from a registry that cannot have it.
+    assert container(dev)["imagePullPolicy"] == "Never"
+
+
+def test_a_registry_image_is_pulled_when_the_node_lacks_it(prod: ProgramRun) -> None:
+    assert container(prod)["imagePullPolicy"] == "IfNotPresent"
+
+
 def test_registry_image_gets_no_scan_exemption(prod: ProgramRun) -> None:
     annotations = prod.one(DEPLOYMENT_TYPE).inputs["metadata"]["annotations"]
     assert set(annotations) == {"kubernetes.io/change-cause", "pulumi.com/waitFor", "pulumi.com/patchForce"}

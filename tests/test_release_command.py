@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import cast
 
 import pytest
 from pulumi import automation as auto
 
-from ops import update_flags
+from ops import engine, update_flags
+from ops.diagnosis import Cause, Diagnosis
 from ops.image_check import ImageCheck
 from ops.releases.__main__ import main
 from ops.releases.command import (
@@ -455,7 +457,7 @@ ROLLOUT_TIMES_OUT = [
 
 
 def pulumi_up(events: list[auto.EngineEvent], resources: list[dict[str, object]] | None = None) -> UpOutcome:
-    return PulumiStack(cast(auto.Stack, EventStack(events, resources or []))).up("message")
+    return PulumiStack(cast(auto.Stack, EventStack(events, resources or [])), watch=False).up("message")
 
 
 def test_what_the_refresh_reports_on_the_deployment_is_no_failed_rollout() -> None:
@@ -490,7 +492,7 @@ def test_without_a_recorded_status_the_verdict_is_the_engines_error() -> None:
 def test_the_update_takes_make_ups_flags() -> None:
     engine_stack = EventStack([])
     flags = update_flags.parse(["--target", "urn:a", "--parallel", "3", "--diff"])
-    PulumiStack(cast(auto.Stack, engine_stack), flags=flags).up("message")
+    PulumiStack(cast(auto.Stack, engine_stack), flags=flags, watch=False).up("message")
     options = engine_stack.options
     assert (options["target"], options["parallel"], options["diff"], options["message"]) == (
         ["urn:a"],
@@ -503,6 +505,144 @@ def test_the_update_takes_make_ups_flags() -> None:
 def test_a_whole_stack_update_drops_the_narrowing_flags() -> None:
     engine_stack = EventStack([])
     flags = update_flags.parse(["--target", "urn:a", "--replace", "urn:b", "--parallel", "3"])
-    PulumiStack(cast(auto.Stack, engine_stack), flags=flags).up("message", whole_stack=True)
+    PulumiStack(cast(auto.Stack, engine_stack), flags=flags, watch=False).up("message", whole_stack=True)
     options = engine_stack.options
     assert (options["target"], options["replace"], options["parallel"]) == (None, None, 3)
+
+
+# The diagnosis of a failed rollout: printed ahead of the rollback, recorded for history, in the JSON.
+
+CRASH = Cause(
+    name="CrashLoopBackOff",
+    pods=2,
+    sample="k8s-demo-deployment-5c9-abcde",
+    message="back-off 10s restarting failed container=web",
+    terminal=True,
+    container="web",
+    exit_code=1,
+    reason="Error",
+    log=('[emerg] 1#1: unknown directive "no_such_directive"',),
+)
+CRASHED = Diagnosis(replica_set="k8s-demo-deployment-5c9", causes=(CRASH,))
+STOPPED = UpOutcome(
+    False,
+    rollout=RolloutFailure(error=f"stopped waiting, the rollout cannot succeed: {CRASH.headline()}"),
+    diagnosis=CRASHED,
+    stopped=True,
+)
+
+
+def crashed_up(capsys: pytest.CaptureFixture[str], *outcomes: UpOutcome) -> tuple[FakeStack, str, str]:
+    stack = three_releases()
+    stack.values[IMAGE_TAG_KEY] = "0.4-crash"
+    stack.outcomes = list(outcomes)
+    up(stack)
+    captured = capsys.readouterr()
+    return stack, captured.out, captured.err
+
+
+def test_the_diagnosis_is_printed_ahead_of_the_rollback(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = crashed_up(capsys, STOPPED, OK)
+    assert out.splitlines()[:6] == [
+        "",
+        "Why release 4 (tag 0.4-crash) failed, from its new pods (ReplicaSet k8s-demo-deployment-5c9):",
+        "  - CrashLoopBackOff (2 pods, exit code 1 (Error)): last log line: "
+        '[emerg] 1#1: unknown directive "no_such_directive" [terminal]',
+        "    sample pod: k8s-demo-deployment-5c9-abcde, container web",
+        "    its last 1 log lines (as the container wrote them):",
+        '    | [emerg] 1#1: unknown directive "no_such_directive"',
+    ]
+    assert out.index("Why release 4") < out.index("rolling back to release 3")
+
+
+def test_a_stopped_release_says_why_in_its_error(capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, err = crashed_up(capsys, STOPPED, OK)
+    assert err.splitlines()[0] == (
+        "error: release 4 (tag 0.4-crash) failed: stopped waiting, the rollout cannot succeed: "
+        "CrashLoopBackOff (2 pods, exit code 1 (Error)): last log line: "
+        '[emerg] 1#1: unknown directive "no_such_directive"'
+    )
+
+
+def test_a_waited_for_failure_names_its_cause_beside_kubernetes_verdict(capsys: pytest.CaptureFixture[str]) -> None:
+    waited = UpOutcome(False, rollout=DEADLINE, diagnosis=CRASHED)
+    _, _, err = crashed_up(capsys, waited, OK)
+    assert err.splitlines()[:2] == [
+        "error: release 4 (tag 0.4-crash) failed: "
+        'ProgressDeadlineExceeded: ReplicaSet "k8s-demo-deployment-7d9" has timed out progressing.',
+        f"  cause: {CRASH.headline()}",
+    ]
+
+
+def test_the_rollbacks_message_records_the_cause_for_history(capsys: pytest.CaptureFixture[str]) -> None:
+    stack, _, _ = crashed_up(capsys, STOPPED, OK)
+    assert stack.messages[1].splitlines() == [
+        "automatic rollback to release 3 after release 4 (tag 0.4-crash) failed: image k8s-demo:0.3, stack dev",
+        f"release 4 failed: {CRASH.headline()}",
+    ]
+
+
+def test_a_rollout_without_a_cause_found_records_none(capsys: pytest.CaptureFixture[str]) -> None:
+    stack, _, _ = crashed_up(capsys, ROLLOUT_FAILED, OK)
+    assert len(stack.messages[1].splitlines()) == 1
+
+
+def test_the_json_result_holds_the_diagnosis_and_the_rollback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    stack = three_releases()
+    stack.values[IMAGE_TAG_KEY] = "0.4-crash"
+    stack.outcomes = [STOPPED, OK]
+    out = tmp_path / "up.json"
+    assert up_command(stack, app_version=APP_VERSION, app_version_at=no_git, confirm=None, out=out) == 1
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert (result["result"], result["exitCode"], result["failedRelease"], result["update"]["stopped"]) == (
+        "failed",
+        1,
+        "release 4 (tag 0.4-crash)",
+        True,
+    )
+    assert result["update"]["diagnosis"]["causes"][0]["log"] == list(CRASH.log)
+    assert (result["rollback"]["toRelease"], result["rollback"]["tag"], result["rollback"]["succeeded"]) == (
+        3,
+        "0.3",
+        True,
+    )
+
+
+def test_json_on_stdout_is_the_only_thing_there(capsys: pytest.CaptureFixture[str]) -> None:
+    stack = three_releases()
+    stack.values[IMAGE_TAG_KEY] = "0.4-crash"
+    stack.outcomes = [STOPPED, OK]
+    up_command(stack, app_version=APP_VERSION, app_version_at=no_git, confirm=None, as_json=True)
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["update"]["diagnosis"]["causes"][0]["cause"] == "CrashLoopBackOff"
+    assert "Why release 4 (tag 0.4-crash) failed" in captured.err
+
+
+def test_a_stopped_update_takes_the_diagnosis_as_its_verdict() -> None:
+    outcome = PulumiStack(cast(auto.Stack, EventStack([])), watch=False).outcome(
+        engine.report_from_events(ROLLOUT_TIMES_OUT), CRASHED, stopped=True
+    )
+    assert (str(outcome.rollout), outcome.stopped, outcome.diagnosis) == (
+        f"stopped waiting, the rollout cannot succeed: {CRASH.headline()}",
+        True,
+        CRASHED,
+    )
+
+
+def test_a_failed_rollback_prints_its_diagnosis(capsys: pytest.CaptureFixture[str]) -> None:
+    stack = three_releases()
+    stack.outcomes = [UpOutcome(False, rollout=DEADLINE, diagnosis=CRASHED)]
+    rollback_command(stack, "1", app_version=APP_VERSION, app_version_at=no_git, check=None)
+    assert "Why release 4 (tag 0.1) failed, from its new pods" in capsys.readouterr().err
+
+
+def test_a_refused_read_is_named_and_kubernetes_verdict_stands(capsys: pytest.CaptureFixture[str]) -> None:
+    refused = UpOutcome(False, rollout=DEADLINE, diagnosis=Diagnosis(refused=("list replicasets",)))
+    _, out, err = crashed_up(capsys, refused, OK)
+    assert "the cluster refused `list replicasets`; the namespace Role needs it" in out
+    assert err.splitlines()[0] == (
+        "error: release 4 (tag 0.4-crash) failed: "
+        'ProgressDeadlineExceeded: ReplicaSet "k8s-demo-deployment-7d9" has timed out progressing.'
+    )

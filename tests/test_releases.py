@@ -17,6 +17,7 @@ from ops.releases.model import (
     Refusal,
     Release,
     auto_rollback_target,
+    cause_line,
     push_refusal,
     release_message,
     releases,
@@ -193,7 +194,49 @@ def test_json_form_of_a_release() -> None:
         "dirty": False,
         "message": "First",
         "canary": None,
+        "cause": "",
     }
+
+
+# The cause of a failed release, recorded in the message of the automatic rollback after it.
+
+CRASH = "CrashLoopBackOff (2 pods, exit code 1 (Error)): nginx: [emerg] unknown directive"
+ROLLED_BACK = [
+    update("10:01", tag="0.1"),
+    update("10:02", tag="0.4-crash", result="failed"),
+    update(
+        "10:03",
+        tag="0.1",
+        message="automatic rollback to release 1 after release 2 (tag 0.4-crash) failed: image k8s-demo:0.1, "
+        f"stack dev\n{cause_line(2, CRASH)}",
+    ),
+]
+
+
+def test_a_failed_release_gets_the_cause_a_later_update_recorded() -> None:
+    assert [r.cause for r in numbered(*ROLLED_BACK)] == ["", CRASH, ""]
+
+
+def test_the_table_shows_one_line_of_cause_under_the_failed_release() -> None:
+    lines = table(numbered(*ROLLED_BACK)).splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["3", "2", "cause:", "1"]
+    assert lines[3] == f"         cause: {CRASH}"
+
+
+def test_the_rollbacks_message_keeps_its_first_line() -> None:
+    assert numbered(*ROLLED_BACK)[2].message.endswith("image k8s-demo:0.1, stack dev")
+
+
+def test_a_cause_line_is_one_line_whatever_the_cause_holds() -> None:
+    assert (
+        cause_line(7, "ErrImageNeverPull (1 pod):\n  image absent")
+        == "release 7 failed: ErrImageNeverPull (1 pod): image absent"
+    )
+
+
+def test_a_succeeded_release_never_shows_a_cause() -> None:
+    history = [update("10:01", tag="0.1"), update("10:02", tag="0.2", message=cause_line(1, CRASH))]
+    assert numbered(*history)[0].cause == ""
 
 
 # The rollback target and its refusals.

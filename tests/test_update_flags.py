@@ -87,9 +87,9 @@ def test_an_automatic_rollback_updates_the_whole_stack() -> None:
     ("argv", "message"),
     [
         (
-            ["--json"],
-            "make up cannot pass --json on: make up prints the engine's progress and its own verdict; "
-            "`pulumi up --json` prints JSON",
+            ["--plan", "plan.json"],
+            "make up cannot pass --plan on: make up runs the update it previews; "
+            "`pulumi up --plan <file>` applies a saved plan",
         ),
         (["--stack", "prod"], "make up cannot pass --stack on: make up takes the stack as STACK=<name>"),
         (
@@ -111,3 +111,7 @@ def test_a_flag_it_cannot_honour_is_refused_by_name(argv: list[str], message: st
     with pytest.raises(Refused) as refused:
         parse(argv)
     assert str(refused.value) == message
+
+
+def test_json_and_out_are_make_ups_own_flags_and_pass_nothing_to_the_engine() -> None:
+    assert parse(["--yes", "--json", "--out", "build/up.json"]) == UpdateFlags(yes=True)

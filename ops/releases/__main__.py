@@ -6,8 +6,9 @@ Usage (the make targets pass the stack)::
     python -m ops.releases rollback --stack dev --to <release number or tag> [--no-image-check]
     python -m ops.releases up       --stack dev [pulumi up's flags: --yes, --skip-preview, --diff, --target URN,
                                                  --parallel N, --refresh, --message TEXT... (up --help)]
+                                                [--json] [--out FILE]
     python -m ops.releases promote  --from dev --to prod [--release <number or git tag>] [--preview [--out FILE]]
-                                    [--yes] [--no-image-check]
+                                    [--yes] [--no-image-check] [--result FILE]
 
 Exit status: 0 done, 1 the update failed or was declined, 2 refused before anything changed.
 """
@@ -27,6 +28,8 @@ from ops.releases.command import (
     history_command,
     rollback_command,
     up_command,
+    up_json,
+    write_json,
 )
 from ops.releases.model import Refusal
 from ops.releases.promote import print_promote, promote
@@ -38,6 +41,10 @@ from project import read_app_version
 def ask_terminal() -> bool:
     """Ask on the terminal whether to perform the update."""
     return input("Do you want to perform this update? [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -74,6 +81,9 @@ def parser() -> argparse.ArgumentParser:
     promote_parser.add_argument("--out", type=Path, help="with --preview: write --to's preview as a PR comment here")
     promote_parser.add_argument("--yes", "-y", action="store_true", help="skip the preview and the confirmation")
     promote_parser.add_argument(
+        "--result", type=Path, help="write the update's result as JSON here, as make up's OUT= (make promote RESULT=)"
+    )
+    promote_parser.add_argument(
         "--no-image-check",
         action="store_true",
         help="skip checking that --to's registry (or Docker engine) has exactly the image",
@@ -108,13 +118,16 @@ def main(argv: list[str] | None = None) -> int:
         if flags.confirm and not sys.stdin.isatty():
             # As `pulumi up` does without a terminal: refuse before anything runs.
             raise Refusal("no terminal to confirm the update on; pass --yes or --skip-preview (make up ARGS=--yes)")
-        deployer = PulumiStack.open(args.stack, create=True, flags=flags)
+        output = _stderr if args.json else print
+        deployer = PulumiStack.open(args.stack, create=True, flags=flags, output=output)
         return up_command(
             deployer,
             app_version=app_version,
             app_version_at=git_app_version_at,
             confirm=ask_terminal if flags.confirm else None,
             message=flags.message,
+            as_json=args.json,
+            out=Path(args.out) if args.out else None,
         )
     except update_flags.Refused as refused:
         print(f"error: {refused}; {update_flags.HELP}\nNothing was changed.", file=sys.stderr)
@@ -142,7 +155,10 @@ def _promote(args: argparse.Namespace, app_version: str) -> int:
         preview_only=args.preview,
         confirm=None if args.yes else ask_terminal,
     )
-    return print_promote(result, out=args.out, app_version=app_version)
+    status = print_promote(result, out=args.out, app_version=app_version)
+    if args.result is not None and result.update is not None:
+        write_json(args.result, up_json(result.update, args.target, status))
+    return status
 
 
 if __name__ == "__main__":

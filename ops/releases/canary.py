@@ -45,7 +45,7 @@ from typing import Any, Protocol
 from components.labels import canary_pods_selector, stable_pods_selector
 from components.settings import APP_VERSION_TAG, Settings
 from components.webapp import CANARY_DEPLOYMENT_NAME, CONTAINER_PORT, TERMINATION_GRACE_SECONDS
-from ops import engine
+from ops import diagnosis, engine
 from ops.releases.analysis import ABORT, CONTINUE, PROMOTE, Sample, Verdict, decide, parse_log
 from ops.releases.command import (
     Deployer,
@@ -80,13 +80,19 @@ FAILED_WAITING = frozenset(
 )
 
 
-class Pods(Protocol):
-    """The cluster reads a canary release needs (``ops.cluster.Cluster``); tests pass a fake."""
-
-    def pods(self, selector: str) -> list[dict[str, Any]]: ...
+class Pods(diagnosis.Reads, Protocol):
+    """The cluster reads a canary release needs (``ops.cluster.Cluster``), a diagnosis's among them; tests pass a
+    fake."""
 
     def log(
-        self, pod: str, *, tail_lines: int | None = ..., since_seconds: int | None = ..., timestamps: bool = ...
+        self,
+        pod: str,
+        *,
+        container: str | None = ...,
+        tail_lines: int | None = ...,
+        previous: bool = ...,
+        since_seconds: int | None = ...,
+        timestamps: bool = ...,
     ) -> str: ...
 
     def proxy_get(self, pod: str, port: int, path: str) -> int: ...
@@ -395,19 +401,21 @@ def _judge(
     stable_selector = stable_pods_selector(settings.namespace)
     plan = settings.canary
     ready_by = clock() + settings.rollout.step_seconds
+    stage1_at = datetime.now(UTC) - timedelta(seconds=settings.rollout.step_seconds)
     while True:
         pods = live(cluster.pods(canary_selector))
         problems = [p for p in map(pod_problem, pods) if p]
         if problems:
-            return Verdict(ABORT, problems[0])
+            return Verdict(ABORT, problems[0] + _diagnosed(cluster, canary_selector, stage1_at, announce))
         if len(pods) == plan.replicas and all(map(is_ready, pods)):
             break
         if clock() >= ready_by:
             ready = sum(map(is_ready, pods))
+            why = _diagnosed(cluster, canary_selector, stage1_at, announce)
             return Verdict(
                 ABORT,
                 f"{ready} of {plan.replicas} canary pods ready within {settings.rollout.step_seconds} s "
-                "(podReadyTimeoutSeconds + minReadySeconds)",
+                f"(podReadyTimeoutSeconds + minReadySeconds){why}",
             )
         sleep(1.0)
 
@@ -424,7 +432,7 @@ def _judge(
         canary_pods = live(cluster.pods(canary_selector))
         problems = [p for p in map(pod_problem, canary_pods) if p]
         if problems:
-            return Verdict(ABORT, problems[0])
+            return Verdict(ABORT, problems[0] + _diagnosed(cluster, canary_selector, stage1_at, announce))
         reach = math.ceil(elapsed) + 2
         canary = Sample.of(s for pod in canary_pods for s in _served(cluster, pod, reach, since))
         stable = Sample.of(
@@ -446,6 +454,21 @@ def _judge(
         )
         if verdict.action != CONTINUE:
             return verdict
+
+
+def _diagnosed(cluster: Pods, selector: str, since: datetime, announce: Callable[[str], None]) -> str:
+    """Why the canary's pods fail, as ``make up`` says it of a rolling release (``ops.diagnosis``): printed in
+    full (causes, sample pod, Kubernetes' message, a crash's last log lines); its headline, ``; ``-prefixed, for the
+    verdict and the release's message (empty when it found none)."""
+    try:
+        # The canary Deployment is new with each canary: every one of its ReplicaSets is the rollout's.
+        found = diagnosis.diagnose(cluster, selector, baseline_revision=0, since=since)
+    except Exception as error:  # the pod's own state stands alone; say why there is no more
+        announce(f"  no diagnosis of the canary's pods: {error}")
+        return ""
+    if found.causes or found.refused:
+        announce("\n".join(["Why the canary's pods fail:", *found.lines()]))
+    return f"; {found.headline()}" if found.causes else ""
 
 
 def _served(cluster: Pods, pod: Mapping[str, Any], reach: int, since: datetime) -> list[Any]:

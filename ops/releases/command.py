@@ -22,6 +22,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +32,14 @@ import pulumi
 import yaml
 from pulumi import automation as auto
 
+from components.labels import selector_labels
 from components.rollout import CANARY
 from components.settings import APP_VERSION_TAG, Settings, StackConfig, load_settings
-from components.values import registry_host
-from ops import engine
+from components.values import default_namespace, registry_host
+from ops import diagnosis, engine
+from ops.cluster import Cluster
+from ops.cluster import Target as ClusterTarget
+from ops.diagnosis import Diagnosis
 from ops.image_check import ImageCheck
 from ops.releases.model import (
     IMAGE_DIGEST_KEY,
@@ -47,6 +52,7 @@ from ops.releases.model import (
     RolloutFailure,
     Target,
     auto_rollback_target,
+    cause_line,
     push_refusal,
     release_message,
     releases,
@@ -73,13 +79,17 @@ class UpOutcome:
     ``rollout`` is Kubernetes' verdict when the update failed on the
     Deployment's create or update (its rollout); None for a success and for
     any other failure. ``image_errors`` are the engine's errors on the image's
-    build or push.
+    build or push. ``diagnosis``: what the rollout's new pods showed, for a
+    failed rollout (None when the cluster was not read). ``stopped``: the
+    update was stopped on a terminal cause, before its timeout.
     """
 
     succeeded: bool
     changes: Mapping[str, int] = field(default_factory=dict)
     rollout: RolloutFailure | None = None
     image_errors: Sequence[str] = ()
+    diagnosis: Diagnosis | None = None
+    stopped: bool = False
 
 
 class Deployer(Protocol):
@@ -156,18 +166,32 @@ def _print_error(line: str) -> None:
 class PulumiStack:
     """A stack of the project directory, through the engine layer."""
 
-    def __init__(self, stack: auto.Stack, *, flags: UpdateFlags | None = None) -> None:
+    def __init__(
+        self,
+        stack: auto.Stack,
+        *,
+        flags: UpdateFlags | None = None,
+        output: engine.Output = print,
+        watch: bool = True,
+    ) -> None:
+        """``watch``: read the cluster while an update rolls out, to stop it on a terminal cause and say why a
+        rollout failed (``ops.diagnosis``); tests of the engine's side turn it off."""
         self._stack = stack
         self._flags = flags or UpdateFlags()
+        self._output = output
+        self._watch = watch
 
     @classmethod
-    def open(cls, name: str, *, create: bool, flags: UpdateFlags | None = None) -> PulumiStack:
+    def open(
+        cls, name: str, *, create: bool, flags: UpdateFlags | None = None, output: engine.Output = print
+    ) -> PulumiStack:
         """Select the stack (or create it, for ``up``); raises ``Refusal`` when it does not exist.
 
-        ``flags`` are Pulumi's update flags for its previews and updates (``make up ARGS=…``).
+        ``flags`` are Pulumi's update flags for its previews and updates (``make up ARGS=…``). ``output`` receives
+        the engine's display (stdout; stderr when stdout is for JSON).
         """
         try:
-            return cls(engine.open_stack(name, create=create), flags=flags)
+            return cls(engine.open_stack(name, create=create), flags=flags, output=output)
         except engine.NoSuchStack:
             raise Refusal(f"there is no stack {name!r} in this backend; `make up STACK={name}` creates it") from None
 
@@ -203,19 +227,59 @@ class PulumiStack:
             copy = Path(directory) / stack_file.name
             copy.write_text(yaml.safe_dump(stack_file_with(document, config), sort_keys=False), encoding="utf-8")
             return engine.preview(
-                self._stack, diff=True, flags=self._flags, config_file=copy, on_output=print, on_error=_print_error
+                self._stack,
+                diff=True,
+                flags=self._flags,
+                config_file=copy,
+                on_output=self._output,
+                on_error=_print_error,
             )
 
     def preview(self) -> None:
-        engine.preview(self._stack, diff=True, flags=self._flags, on_output=print, on_error=_print_error)
+        engine.preview(self._stack, diff=True, flags=self._flags, on_output=self._output, on_error=_print_error)
 
     def up(self, message: str, *, whole_stack: bool = False) -> UpOutcome:
         flags = self._flags.for_rollback() if whole_stack else self._flags
-        report = engine.up(self._stack, message=message, flags=flags, on_output=print, on_error=_print_error)
-        return self.outcome(report)
+        if not self._watch:
+            report = engine.up(self._stack, message=message, flags=flags, on_output=self._output, on_error=_print_error)
+            return self.outcome(report)
+        # An automatic rollback is given its full time: the failed release's pods, still terminating, can hold a
+        # quota or a node's room for a few seconds, which a fail-fast rule would take for a cause.
+        watcher, stopped = self.watcher(fail_fast=not whole_stack)
+        watcher.start()
+        try:
+            report = engine.up(self._stack, message=message, flags=flags, on_output=self._output, on_error=_print_error)
+        finally:
+            found = watcher.stop()
+            watcher.close()
+        return self.outcome(report, found, stopped=stopped.is_set())
 
-    def outcome(self, report: engine.Report) -> UpOutcome:
-        """What the update of ``report`` did; for a failed rollout, Kubernetes' verdict from the stack's state."""
+    def watcher(self, *, fail_fast: bool) -> tuple[diagnosis.Watcher, threading.Event]:
+        """A watcher of the stack's Deployment (``ops.diagnosis``) and the event it sets when it stopped the update:
+        with ``fail_fast``, on the first terminal cause."""
+        config = self.config()
+        namespace = config.get(config_key("namespace")) or default_namespace(NAME, self.name)
+        target = ClusterTarget.of_stack(config, namespace)
+        stopped = threading.Event()
+
+        def connect() -> Cluster:
+            return Cluster.connect(target)
+
+        def stop(found: Diagnosis) -> None:
+            if not fail_fast:
+                return
+            self._output(f"\nThe rollout cannot succeed: {found.headline()}\nStopping the update (as Ctrl-C does)...\n")
+            if engine.cancel_update():
+                stopped.set()
+
+        label_selector = diagnosis.selector(selector_labels(namespace))
+        return diagnosis.Watcher(connect, label_selector, on_terminal=stop), stopped
+
+    def outcome(self, report: engine.Report, found: Diagnosis | None = None, *, stopped: bool = False) -> UpOutcome:
+        """What the update of ``report`` did; for a failed rollout, Kubernetes' verdict from the stack's state.
+
+        ``found`` is what the watcher saw of the rollout's pods; ``stopped``: it stopped the update.
+        """
         if not report.failed:
             return UpOutcome(True, report.changes())
         image = failed_change(report, IMAGE_TYPE)
@@ -224,9 +288,14 @@ class PulumiStack:
         if deployment is None:
             return UpOutcome(False, image_errors=image_errors)
         step, errors = deployment
+        if stopped and found is not None:
+            # The state keeps the Deployment as it was before (the await was cancelled): the cause is the verdict.
+            verdict = RolloutFailure(error=f"stopped waiting, the rollout cannot succeed: {found.headline()}")
+            return UpOutcome(False, rollout=verdict, image_errors=image_errors, diagnosis=found, stopped=True)
         # The Kubernetes provider records the live Deployment of a failed await, status included.
         status = deployment_status(engine.resources(self._stack), step.urn)
-        return UpOutcome(False, rollout=rollout_failure(status, errors[0] if errors else ""), image_errors=image_errors)
+        rollout = rollout_failure(status, errors[0] if errors else "")
+        return UpOutcome(False, rollout=rollout, image_errors=image_errors, diagnosis=found)
 
 
 def git_app_version_at(commit: str) -> str | None:
@@ -265,6 +334,19 @@ def _changes(changes: Mapping[str, int]) -> str:
 
 def _reason(outcome: UpOutcome) -> str:
     return str(outcome.rollout) if outcome.rollout is not None else "see the output above"
+
+
+def diagnosis_text(what: str, outcome: UpOutcome) -> str:
+    """Why the rollout of ``what`` (``release 6 (tag 0.4)``) failed, from its new pods: the lines ``make up`` prints."""
+    found = outcome.diagnosis
+    if found is None:
+        return ""
+    if not found.causes and not found.refused:
+        where = f" (ReplicaSet {found.replica_set})" if found.replica_set else ""
+        return f"The new pods of {what}{where} show no cause: see Kubernetes' verdict below."
+    head = f"Why {what} failed, from its new pods (ReplicaSet {found.replica_set or '?'}):"
+    refused = " The rollout's verdict stands alone for what could not be read." if found.refused else ""
+    return "\n".join([head, *found.lines()]) + refused
 
 
 # ---------------------------------------------------------------------------
@@ -361,6 +443,9 @@ def rollback(
 def print_rollback(result: RollbackResult) -> int:
     """Print how the rollback went; its exit status."""
     if not result.outcome.succeeded:
+        explained = diagnosis_text(f"release {result.new_release} (tag {result.target.tag})", result.outcome)
+        if explained:
+            print(explained, file=sys.stderr)
         print(
             f"error: the rollback to {result.target.tag} failed (release {result.new_release}): "
             f"{_reason(result.outcome)}\n"
@@ -438,6 +523,10 @@ def up(
         return UpResult(settings, outcome)
 
     failed = f"release {len(before) + 1} (tag {settings.image_tag})"
+    explained = diagnosis_text(failed, outcome)
+    if explained:
+        # Ahead of the rollback's own output and message, so the reader sees why first.
+        announce(f"\n{explained}")
     if not settings.rollback_on_failure:
         return UpResult(settings, outcome, failed)
     decision = auto_rollback_target(before, settings.image_tag, settings.image_digest)
@@ -450,7 +539,11 @@ def up(
     if last.recorded_digest != settings.image_digest:
         deployer.set_config(DIGEST_KEY, last.recorded_digest)
     action = f"automatic rollback to release {last.number} after {failed} failed"
-    again = deployer.up(release_message(action, settings.image_repository, tag, deployer.name), whole_stack=True)
+    recorded = release_message(action, settings.image_repository, tag, deployer.name)
+    if outcome.diagnosis is not None and outcome.diagnosis.causes:
+        # The failed update's own entry cannot be changed afterwards: its cause goes into the next one's message.
+        recorded += "\n" + cause_line(len(before) + 1, outcome.diagnosis.headline())
+    again = deployer.up(recorded, whole_stack=True)
     return UpResult(settings, outcome, failed, decision, again, len(before) + 2)
 
 
@@ -488,22 +581,77 @@ def _what_now(result: UpResult) -> str:
     )
 
 
-def print_up(result: UpResult) -> int:
-    """Print what ``make up`` did beyond the engine's own output; its exit status."""
+def up_error(result: UpResult) -> str:
+    """The error ``make up`` ends with, printed to stderr and kept in its JSON; empty when it succeeded, and when the
+    engine's own output said it (bad config, a program error, an unreachable cluster)."""
     outcome = result.outcome
     if outcome is None:
-        print("update declined: nothing was changed", file=sys.stderr)
-        return 1
+        return "update declined: nothing was changed"
     if outcome.succeeded:
-        return 0
+        return ""
     if outcome.rollout is None:
         refused = push_refusal(outcome.image_errors, registry_host(result.settings.image_repository) or "")
         if refused is not None:
-            print(_push_refused_message(result.settings, refused), file=sys.stderr)
+            return _push_refused_message(result.settings, refused)
         # Otherwise not a rollout: bad config, a program error, an unreachable cluster; the engine said which above.
-        return 1
-    print(f"error: {result.failed} failed: {outcome.rollout}\n{_what_now(result)}", file=sys.stderr)
-    return 1
+        return ""
+    cause = ""
+    if not outcome.stopped and outcome.diagnosis is not None and outcome.diagnosis.causes:
+        cause = f"\n  cause: {outcome.diagnosis.headline()}"
+    return f"error: {result.failed} failed: {outcome.rollout}{cause}\n{_what_now(result)}"
+
+
+def print_up(result: UpResult) -> int:
+    """Print what ``make up`` did beyond the engine's own output; its exit status."""
+    error = up_error(result)
+    if error:
+        print(error, file=sys.stderr)
+    return 0 if result.outcome is not None and result.outcome.succeeded else 1
+
+
+def _outcome_json(outcome: UpOutcome | None) -> dict[str, object] | None:
+    if outcome is None:
+        return None
+    return {
+        "succeeded": outcome.succeeded,
+        "stopped": outcome.stopped,
+        "verdict": str(outcome.rollout) if outcome.rollout is not None else "",
+        "changes": dict(outcome.changes),
+        "diagnosis": outcome.diagnosis.as_json() if outcome.diagnosis is not None else None,
+    }
+
+
+def up_json(result: UpResult, stack: str, exit_code: int) -> dict[str, object]:
+    """``make up``'s result for machines (``--json``, ``OUT=``): what failed, why, and what was rolled back."""
+    decision = result.auto_rollback
+    last = decision.release if decision is not None else None
+    rollback: dict[str, object] | None = None
+    if last is not None and result.rollback is not None:
+        rollback = {
+            "toRelease": last.number,
+            "tag": last.image_tag,
+            "release": result.rollback_release,
+            **(_outcome_json(result.rollback) or {}),
+        }
+    outcome = result.outcome
+    state = "declined" if outcome is None else "succeeded" if outcome.succeeded else "failed"
+    return {
+        "stack": stack,
+        "imageTag": result.settings.image_tag,
+        "result": state,
+        "exitCode": exit_code,
+        "failedRelease": result.failed,
+        "update": _outcome_json(outcome),
+        "rollback": rollback,
+        "notRolledBack": decision.why_not if decision is not None and rollback is None else "",
+        "error": up_error(result),
+    }
+
+
+def write_json(path: Path, document: Mapping[str, object]) -> None:
+    """Write a result as JSON (its directory made if missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
 def up_command(
@@ -513,8 +661,15 @@ def up_command(
     app_version_at: AppVersionAt,
     confirm: Callable[[], bool] | None,
     message: str | None = None,
+    as_json: bool = False,
+    out: Path | None = None,
 ) -> int:
-    """``make up``: a canary release when the stack's ``rolloutStrategy`` is canary and a stable release runs."""
+    """``make up``: a canary release when the stack's ``rolloutStrategy`` is canary and a stable release runs.
+
+    ``as_json`` prints a rolling release's result as JSON on stdout (the engine's display goes to stderr), ``out``
+    writes the same JSON to a file.
+    """
+    announce = _print_error if as_json else print
     if validated(deployer, app_version).strategy == CANARY and isinstance(deployer, PulumiStack):
         from ops.releases import canary  # noqa: PLC0415  # it imports this module
 
@@ -523,6 +678,19 @@ def up_command(
         )
         if done is not None:
             return canary.print_canary(done)
-        print("No stable release runs to compare a canary with: a rolling release.")
-    result = up(deployer, app_version=app_version, app_version_at=app_version_at, confirm=confirm, message=message)
-    return print_up(result)
+        announce("No stable release runs to compare a canary with: a rolling release.")
+    result = up(
+        deployer,
+        app_version=app_version,
+        app_version_at=app_version_at,
+        confirm=confirm,
+        message=message,
+        announce=announce,
+    )
+    code = print_up(result)
+    document = up_json(result, deployer.name, code)
+    if out is not None:
+        write_json(out, document)
+    if as_json:
+        print(json.dumps(document, indent=2))
+    return code

@@ -68,6 +68,8 @@ _RELEASE_NUMBER = re.compile(r"^[0-9]+$")
 _CANARY_STAGE1 = "canary stage 1 of 2"
 _CANARY_PROMOTED = "canary stage 2 of 2, promoted"
 _CANARY_ABORTED = re.compile(r"^canary of \S+ aborted \((.*)\): image \S+, stack \S+$")
+# The line an update's message carries about an earlier release that failed: ``cause_line``.
+_CAUSE_LINE = re.compile(r"^release ([0-9]+) failed: (.+)$", re.M)
 # The image in a release message: the repository may hold a registry port, so the tag is after the last colon.
 _MESSAGE_IMAGE = re.compile(r"\bimage (\S+):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}), stack \S+$")
 # The Docker provider reports a failed push as text only: no status, no structured error. These are its prefix of
@@ -124,6 +126,7 @@ class Release:
     message: str
     recorded_digest: str = ""
     canary: str = ""
+    cause: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -153,6 +156,7 @@ class Release:
             "dirty": self.dirty,
             "message": self.message,
             "canary": self.canary or None,
+            "cause": self.cause,
         }
 
 
@@ -195,6 +199,17 @@ def _canary_outcome(later: Sequence[Release]) -> tuple[str, str | None]:
     return f"interrupted; release {following.number} did not finish it", INTERRUPTED
 
 
+def cause_line(number: int, cause: str) -> str:
+    """The line that records why release ``number`` failed, in a later update's message (its first line stays the
+    release message): ``release 6 failed: CrashLoopBackOff (2 pods, exit code 1 (Error)): ...``."""
+    return f"release {number} failed: {' '.join(cause.split())}"
+
+
+def causes_in(message: str) -> dict[int, str]:
+    """The causes an update's message records, by release number (``cause_line``)."""
+    return {int(number): cause for number, cause in _CAUSE_LINE.findall(message)}
+
+
 def tag_in_message(message: str) -> str | None:
     """The tag a ``release_message`` names, or None for any other message."""
     match = _MESSAGE_IMAGE.search(message.strip().split("\n", 1)[0])
@@ -227,6 +242,9 @@ def _tag_of(
 def releases(history: Sequence[auto.UpdateSummary], app_version_at: AppVersionAt) -> list[Release]:
     """The updates of ``history`` (any order), oldest first, numbered from 1."""
     updates = sorted((h for h in history if h.kind == UPDATE), key=lambda h: h.start_time)
+    causes: dict[int, str] = {}
+    for update in updates:
+        causes.update(causes_in(update.message or ""))
     found = []
     for number, update in enumerate(updates, start=1):
         environment = update.environment or {}
@@ -247,6 +265,7 @@ def releases(history: Sequence[auto.UpdateSummary], app_version_at: AppVersionAt
                 dirty=dirty,
                 message=message.strip().split("\n", 1)[0],
                 recorded_digest=digest.value if digest is not None else "",
+                cause=causes.get(number, "") if update.result != SUCCEEDED else "",
             )
         )
         canary = (update.config or {}).get(CANARY_TAG_KEY)
@@ -300,7 +319,12 @@ def table(numbered: Sequence[Release]) -> str:
         ]
         return "  ".join([*cells, row[-1]]).rstrip()
 
-    lines = [line(header), *(line(row) for row in rows)]
+    lines = [line(header)]
+    for release, row in zip(reversed(numbered), rows, strict=True):
+        lines.append(line(row))
+        if release.cause:
+            # One line of cause under a failed release, as a later update recorded it (``cause_line``).
+            lines.append(f"{'':>{widths[0]}}  cause: {release.cause}")
     unknown = [r for r in reversed(numbered) if r.image_tag is None]
     if unknown:
         lines.append("")

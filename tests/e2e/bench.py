@@ -24,17 +24,24 @@ Then on a sandbox with a real node (pods run nginx for real):
    steady-state baseline), measured just before it.
 8. Memory and CPU of the node's components (kubelet, kube-proxy,
    cri-dockerd, the sandbox's dockerd, containerd and shims) at rest.
-8. Canary against rolling, two stacks of 4 pods side by side (``make up``):
+9. Canary against rolling, two stacks of 4 pods side by side (``make up``):
    the wall time of a good release under each strategy; then the blast
    radius of a build that goes ready but answers 404 on ``/``: the share of
    requests that failed and for how long, under traffic, during ``make up``
    and for CANARY_AFTER seconds after it returned.
+10. ``make up`` of a failing release, per cause, with ``rollbackOnFailure``:
+   from its start until the previous tag is fully available again, against
+   step 4 of the same run (kwok's never-ready tag: the await timeout plus the
+   rollback, what every cause cost before the diagnosis) and the README's
+   56.9 s. A missing image and a crash loop are terminal (the update stops at
+   once); readiness answering 500 is not (it waits for the timeout).
 
 Needs the sandbox tools (``make sandbox-tools``) and root; starts and removes its own clusters.
 """
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,6 +70,7 @@ from tests.e2e.sandbox import (
     MAX_UNAVAILABLE,
     MIN_READY_SECONDS,
     REPLICAS,
+    REPO,
     ROLLOUT_FLOOR,
     Cluster,
     Project,
@@ -164,8 +172,62 @@ def traffic_row(label: str, requests: list[Request]) -> str:
     )
 
 
-def real_node_bench(workdir: Path) -> list[str]:
-    """Steps 6-8 on a sandbox with a real node: the lines of their tables."""
+#: What the failed rollout through its automatic rollback took before the diagnosis (README, "Sandbox benchmark").
+BEFORE_DIAGNOSIS_SECONDS = 56.9
+
+
+def broken_build(project: Project, cluster: Cluster, tag: str, old: str, new: str) -> str:
+    """Build ``app/`` with ``old`` replaced by ``new`` in its nginx config as ``k8s-demo:<tag>``, in the sandbox's
+    engine (no rollout: the timed ``make up`` deploys it by tag); the image."""
+    app = project.dir / "build" / f"app-{tag}"
+    shutil.copytree(REPO / "app", app, dirs_exist_ok=True)
+    conf = app / "nginx.conf"
+    text = conf.read_text(encoding="utf-8")
+    if old not in text:
+        raise RuntimeError(f"{old!r} is not in app/nginx.conf any more: the {tag} build would not fail")
+    conf.write_text(text.replace(old, new, 1), encoding="utf-8")
+    cluster.docker("build", "-q", "-t", f"k8s-demo:{tag}", str(app))
+    return f"k8s-demo:{tag}"
+
+
+def failing_release(project: Project, stack: auto.Stack, tag: str) -> float:
+    """``make up`` of ``tag`` over the running tag: seconds until the running tag is fully available again."""
+    running = stack.get_config("imageTag").value
+    stack.set_config("imageTag", auto.ConfigValue(tag))
+    start = time.monotonic()
+    done = make(project, "up", "STACK=dev", "ARGS=--yes")
+    elapsed = time.monotonic() - start
+    if done.returncode == 0 or f"(tag {running}), recorded as release" not in done.stderr:
+        raise RuntimeError(f"make up of {tag} did not fail and roll back to {running}:\n{done.stdout}\n{done.stderr}")
+    return elapsed
+
+
+def failure_rows(project: Project, cluster: Cluster, stack: auto.Stack, before: float) -> list[str]:
+    """Step 10: each cause's failed release through its rollback, against ``before`` (step 4 of this run)."""
+    stack.set_config("podReadyTimeoutSeconds", auto.ConfigValue(str(SHORT_POD_READY)))
+    crash = broken_build(project, cluster, "0.3-crash", "server_name  _;", "server_name  _;\n    no_such_directive on;")
+    unready = broken_build(project, cluster, "0.3-unready", 'return 200 "ok\\n";', "return 500;")
+    causes = [
+        ("missing image (terminal)", "0.9-missing"),
+        ("crash loop (terminal)", crash.split(":", 1)[1]),
+        ("readiness answers 500 (waits)", unready.split(":", 1)[1]),
+    ]
+    lines = [
+        f"failed release -> previous tag fully available, per cause ({REPLICAS} pods, podReadyTimeoutSeconds "
+        f"{SHORT_POD_READY}), against kwok's never-ready tag in this run ({before:.1f} s) and the README's "
+        f"{BEFORE_DIAGNOSIS_SECONDS} s",
+        f"| {'cause':<32} | {'seconds':>7} | {'x this run':>10} | {'x 56.9 s':>8} |",
+        f"|{'-' * 34}|{'-' * 9}|{'-' * 12}|{'-' * 10}|",
+    ]
+    for label, tag in causes:
+        seconds = failing_release(project, stack, tag)
+        ratios = f"{seconds / before:>10.2f} | {seconds / BEFORE_DIAGNOSIS_SECONDS:>8.2f}"
+        lines.append(f"| {label:<32} | {seconds:>7.1f} | {ratios} |")
+    return lines
+
+
+def real_node_bench(workdir: Path, before: float) -> list[str]:
+    """Steps 6-10 on a sandbox with a real node: the lines of their tables; ``before`` is step 4's seconds."""
     name = "k8s-demo-bench-node"
     kwok = workdir / "node-kwok"
     kwok.mkdir()
@@ -189,6 +251,7 @@ def real_node_bench(workdir: Path) -> list[str]:
             # Traced, so the table shows how much of it is the rollout itself (the update call's await).
             rollout, breakdown = rollout_breakdown(project, stack, APP_VERSION, traces)
         ready = statistics.median(start_to_ready(cluster, "k8s-demo-dev", f"k8s-demo:{APP_VERSION}"))
+        failed = failure_rows(project, cluster, stack, before)
         canary_lines = canary_bench(project)
     batches = -(-REPLICAS // (MAX_SURGE + MAX_UNAVAILABLE))
     floor = batches * (ready + MIN_READY_SECONDS)
@@ -211,6 +274,8 @@ def real_node_bench(workdir: Path) -> list[str]:
         f"node components at rest with the {REPLICAS} pods running ({usage.processes} processes, "
         f"{REST_SECONDS:.0f} s): {usage.rss_mib:.0f} MiB resident, {usage.cpu_percent:.1f} % of one core",
         f"  {usage.breakdown()}",
+        "",
+        *failed,
         "",
         *canary_lines,
     ]
@@ -248,7 +313,7 @@ def blast_row(label: str, requests: list[Request], returned: float) -> str:
 
 
 def canary_bench(project: Project) -> list[str]:
-    """Step 8 on the real node: the lines of its tables."""
+    """Step 9 on the real node: the lines of its tables."""
     ports = {}
     for name in CANARY_STACKS:
         stack = project.stack(name)
@@ -361,7 +426,7 @@ def main() -> int:
     print("\n".join(levers))
     with tempfile.TemporaryDirectory(prefix="k8s-demo-bench-node-") as tmp:
         print()
-        print("\n".join(real_node_bench(Path(tmp))))
+        print("\n".join(real_node_bench(Path(tmp), rolled_back)))
     return 0
 
 
