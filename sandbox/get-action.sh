@@ -76,7 +76,7 @@ git --git-dir="$gd" archive --format=tar "$commit" -- . "${excludes[@]}" | tar -
 
 if [ -n "$missing" ]; then
   echo "get-action: the source lacks $(echo "$missing" | wc -l) file(s) of $commit; building the action from its source:" >&2
-  echo "$missing" | sed 's/^/  /' >&2
+  while IFS= read -r path; do echo "  $path"; done <<<"$missing" >&2
   command -v npx >/dev/null || die "npx (npm) is needed to build $repo from its source: apt-get install npm"
   (
     cd "$tmp"
