@@ -459,7 +459,7 @@ def build_act() -> Path:
 def main(argv: list[str] | None = None) -> int:
     """``make act EVENT=<name>``: run what GitHub would for one event, on this work tree, against the sandbox shell's
     cluster and engine (KUBECONFIG, DOCKER_HOST from ``eval "$(sandbox/sandbox.sh env)"``) and the state backend the
-    Makefile uses; print each job's log and result, then the comments posted."""
+    Makefile uses; print each job's log and result, then the comments and issues the jobs wrote."""
     parser = argparse.ArgumentParser(prog="make act", description=(main.__doc__ or "").splitlines()[0])
     parser.add_argument("event", help=f"a payload in {EVENTS_DIR.relative_to(REPO)}/, e.g. pull_request-opened")
     args = parser.parse_args(argv)
@@ -493,9 +493,13 @@ def main(argv: list[str] | None = None) -> int:
                 failed |= job.result != "success"
             if not run.jobs:
                 print(f"{workflow}: no job ran\n{run.output}")
+        repo = body["repository"]["full_name"]
         number = body.get("number")
-        for comment in api.state.on_pull_request(body["repository"]["full_name"], number) if number else []:
+        for comment in api.state.on_pull_request(repo, number) if number else []:
             print(f"--- comment {comment.id} by {comment.login} on pull request {number}\n{comment.body}")
+        for issue in api.state.issues_of(repo):
+            labels = ", ".join(issue.labels) or "no labels"
+            print(f"--- issue #{issue.number} ({issue.state}, {labels}) by {issue.login}: {issue.title}\n{issue.body}")
     return 1 if failed else 0
 
 
