@@ -4,19 +4,19 @@ Each event is the one GitHub would send, from a payload in ``tests/e2e/events/``
 each run gets the workflows GitHub would trigger for it, side by side, with the
 secrets pointing at a sandbox cluster of this file's own (kwok nodes, its own
 Docker engine), a file state backend and a passphrase, and with
-``GITHUB_API_URL`` pointing at the GitHub API stand-in. The repository's dev and
-prod stacks push to and pull from a registry of this file's own
-(``sandbox/sandbox.sh registry``), as a repository's stack files name its
-registry. In order, as on a repository:
+``GITHUB_API_URL`` pointing at the GitHub API stand-in. In order, as on a
+repository:
 
-1. a push to main: ``test.yml`` and ``deploy.yml`` (dev released, by digest);
+1. a push to main: ``test.yml`` and ``deploy.yml`` (dev released);
 2. pull request 7 opened (app 0.3): ``preview.yml`` and ``review-stack.yml``;
 3. pull request 7 synchronized (app 0.4): the same, editing the comments;
-4. at once: pull request 7 closed (``review-stack.yml``'s destroy), a fork's
+4. a maintainer points dev and prod at a registry of this file's own
+   (``sandbox/sandbox.sh registry``) and releases dev by hand (release 2, pushed);
+5. at once: pull request 7 closed (``review-stack.yml``'s destroy), a fork's
    pull request 9 (both notices, with every secret offered to the runner), pull
    request 8 with a broken project default (both previews fail, saying why),
-   and the promotion of dev's release 1 to prod (``promote.yml``, run by hand);
-5. the drift watch (``drift.yml``) on its schedule, after someone scaled dev
+   and the promotion of dev's release 2 to prod (``promote.yml``, run by hand);
+6. the drift watch (``drift.yml``) on its schedule, after someone scaled dev
    behind Pulumi's back: it opens dev's drift issue and closes prod's old one;
    then run by hand after a second change: it updates dev's issue.
 
