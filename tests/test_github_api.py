@@ -139,3 +139,93 @@ def test_every_request_is_recorded_with_its_user(api: GitHubServer) -> None:
 
 def test_it_listens_on_loopback_only(api: GitHubServer) -> None:
     assert api.server_address[0] == "127.0.0.1"
+
+
+ISSUES = "/repos/example/k8s-demo/issues"
+
+
+def test_a_new_issue_has_its_title_body_labels_and_the_tokens_user(api: GitHubServer) -> None:
+    status, body, headers = call(api, "POST", ISSUES, {"title": "Drift", "body": "text", "labels": ["drift"]})
+    issue = payload((status, body, headers))
+    assert status == 201
+    assert (issue["title"], issue["body"], issue["labels"], issue["user"], issue["state"]) == (
+        "Drift",
+        "text",
+        [{"name": "drift", "default": False}],
+        {"login": ACTIONS_BOT, "type": "Bot"},
+        "open",
+    )
+    assert headers["Location"] == f"{api.url}{ISSUES}/{issue['number']}"
+
+
+def test_issues_and_pull_requests_share_numbers(api: GitHubServer) -> None:
+    api.state.add_issue("example/k8s-demo", "A pull request", "", "octocat", [], number=7, pull_request=True)
+    issue = payload(call(api, "POST", ISSUES, {"title": "Drift"}))
+    assert issue["number"] == 8
+
+
+def test_an_issue_without_a_title_is_refused(api: GitHubServer) -> None:
+    status, body, _ = call(api, "POST", ISSUES, {"body": "text"})
+    assert (status, payload((status, body, {}))["message"]) == (422, "Validation Failed")
+    assert api.state.issues == {}
+
+
+def test_a_read_only_token_cannot_open_an_issue(api: GitHubServer) -> None:
+    status, body, _ = call(api, "POST", ISSUES, {"title": "Drift"}, token=READ_ONLY)
+    assert (status, payload((status, body, {}))["message"]) == (403, "Resource not accessible by integration")
+
+
+def test_the_issue_list_is_newest_first_open_only_and_shows_pull_requests(api: GitHubServer) -> None:
+    api.state.add_issue("example/k8s-demo", "A pull request", "", "octocat", [], number=7, pull_request=True)
+    for title in ("one", "two", "closed"):
+        call(api, "POST", ISSUES, {"title": title})
+    call(api, "PATCH", f"{ISSUES}/10", {"state": "closed"})
+    listed = call(api, "GET", ISSUES)[1]
+    assert isinstance(listed, list)
+    assert [(i["title"], "pull_request" in i) for i in listed] == [
+        ("two", False),
+        ("one", False),
+        ("A pull request", True),
+    ]
+
+
+def test_the_issue_list_filters_by_every_label_given(api: GitHubServer) -> None:
+    for title, labels in (("both", ["drift", "prod"]), ("drift", ["drift"]), ("none", [])):
+        call(api, "POST", ISSUES, {"title": title, "labels": labels})
+    listed = call(api, "GET", f"{ISSUES}?labels=drift,prod")[1]
+    assert isinstance(listed, list)
+    assert [i["title"] for i in listed] == ["both"]
+
+
+def test_the_issue_list_refuses_an_unknown_state(api: GitHubServer) -> None:
+    status, body, _ = call(api, "GET", f"{ISSUES}?state=gone")
+    assert (status, payload((status, body, {}))["message"]) == (422, "Validation Failed")
+
+
+def test_an_issue_update_replaces_the_body(api: GitHubServer) -> None:
+    number = payload(call(api, "POST", ISSUES, {"title": "Drift", "body": "old"}))["number"]
+    status, body, _ = call(api, "PATCH", f"{ISSUES}/{number}", {"body": "new"})
+    assert (status, payload((status, body, {}))["body"]) == (200, "new")
+    assert payload(call(api, "GET", f"{ISSUES}/{number}"))["body"] == "new"
+
+
+def test_closing_an_issue_records_its_reason_and_time(api: GitHubServer) -> None:
+    number = payload(call(api, "POST", ISSUES, {"title": "Drift"}))["number"]
+    issue = payload(call(api, "PATCH", f"{ISSUES}/{number}", {"state": "closed", "state_reason": "completed"}))
+    assert (issue["state"], issue["state_reason"], issue["closed_at"] is not None) == ("closed", "completed", True)
+
+
+def test_an_unknown_state_reason_is_refused_and_changes_nothing(api: GitHubServer) -> None:
+    number = payload(call(api, "POST", ISSUES, {"title": "Drift"}))["number"]
+    status, _, _ = call(api, "PATCH", f"{ISSUES}/{number}", {"state": "closed", "state_reason": "fixed"})
+    assert (status, payload(call(api, "GET", f"{ISSUES}/{number}"))["state"]) == (422, "open")
+
+
+def test_an_unknown_issue_is_not_found(api: GitHubServer) -> None:
+    assert call(api, "PATCH", f"{ISSUES}/99", {"body": "x"})[0] == 404
+
+
+def test_an_issue_counts_its_comments(api: GitHubServer) -> None:
+    number = payload(call(api, "POST", ISSUES, {"title": "Drift"}))["number"]
+    call(api, "POST", f"{ISSUES}/{number}/comments", {"body": "closing"})
+    assert payload(call(api, "GET", f"{ISSUES}/{number}"))["comments"] == 1

@@ -6,11 +6,9 @@ import json
 import re
 from typing import Any
 
-import pytest
-
 from tests.e2e import workflow_runner
 from tests.e2e.sandbox import REPO
-from tests.e2e.workflow_runner import EVENTS_DIR, STAND_IN_FOR, pinned_actions, python_versions, triggered
+from tests.e2e.workflow_runner import EVENTS_DIR, event_name, node_problem, pinned_actions, python_versions, triggered
 
 USES = re.compile(r"uses:\s*([\w.-]+/[\w.-]+)@([0-9a-f]{40})")
 
@@ -45,20 +43,47 @@ def test_a_pull_request_into_another_branch_gets_no_preview() -> None:
     assert triggered("pull_request", body) == ["review-stack.yml", "test.yml"]
 
 
-def test_every_pinned_action_but_checkout_has_its_stand_in() -> None:
+def test_the_pinned_actions_are_every_third_party_use_but_checkout() -> None:
     used = {
-        f"{repo}@{sha}"
+        (repo, sha)
         for path in [*REPO.glob(".github/workflows/*.yml"), *REPO.glob(".github/actions/*/action.yml")]
         for repo, sha in USES.findall(path.read_text(encoding="utf-8"))
         if repo != "actions/checkout"
     }
-    assert pinned_actions() == {action: str(STAND_IN_FOR[action.split("@")[0]]) for action in used}
+    assert pinned_actions() == sorted(used)
+    assert {repo for repo, _ in used} == {"actions/setup-python", "pulumi/actions"}
 
 
-def test_an_action_without_a_stand_in_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workflow_runner, "STAND_IN_FOR", {"pulumi/actions": STAND_IN_FOR["pulumi/actions"]})
-    with pytest.raises(RuntimeError, match=r"no offline stand-in for actions/setup-python@[0-9a-f]{40}"):
-        pinned_actions()
+def test_no_node_is_named() -> None:
+    assert node_problem(None) == (
+        "node is not on PATH: act runs the JavaScript actions with the host's node (apt-get install nodejs)"
+    )
+
+
+def test_an_old_node_is_refused_naming_the_oldest_allowed() -> None:
+    assert node_problem("v18.19.0\n") == (
+        "node v18.19.0 is too old for the actions' bundles: Node.js 20 or newer is needed"
+    )
+
+
+def test_node_20_runs_the_actions() -> None:
+    assert node_problem("v20.20.2\n") is None
+
+
+def test_the_event_is_the_payload_name_up_to_its_first_dash() -> None:
+    names = {p.name: event_name(p) for p in EVENTS_DIR.glob("*.json")}
+    assert set(names.values()) == {"push", "pull_request", "workflow_dispatch", "schedule"}
+    assert names["workflow_dispatch-promote.json"] == "workflow_dispatch"
+
+
+def test_a_dispatch_runs_only_the_workflow_it_names() -> None:
+    assert triggered("workflow_dispatch", event("workflow_dispatch-promote.json")) == ["promote.yml"]
+    assert triggered("workflow_dispatch", event("workflow_dispatch-drift.json")) == ["drift.yml"]
+
+
+def test_a_schedule_runs_the_workflows_of_its_cron() -> None:
+    assert triggered("schedule", event("schedule-drift.json")) == ["drift.yml"]
+    assert triggered("schedule", {**event("schedule-drift.json"), "schedule": "0 0 * * *"}) == []
 
 
 def test_the_event_payloads_are_of_one_repository() -> None:

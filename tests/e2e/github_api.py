@@ -3,21 +3,34 @@
 The workflows reach it as they would reach GitHub Enterprise Server: through
 ``github.api_url`` (``GITHUB_API_URL``), which ``make workflows`` sets to this
 server's URL. It answers as GitHub documents
-(https://docs.github.com/en/rest/issues/comments):
+(https://docs.github.com/en/rest/issues/comments and
+https://docs.github.com/en/rest/issues/issues):
 
-- ``GET /repos/{owner}/{repo}/issues/{number}/comments``: the pull request's
-  comments, oldest first, ``per_page`` (default 30, at most 100) and ``page``,
-  with a ``Link`` header naming the next and last pages;
+- ``GET /repos/{owner}/{repo}/issues/{number}/comments``: the issue's or pull
+  request's comments, oldest first, ``per_page`` (default 30, at most 100) and
+  ``page``, with a ``Link`` header naming the next and last pages;
 - ``POST /repos/{owner}/{repo}/issues/{number}/comments`` with ``{"body": ...}``:
   ``201 Created`` and the comment;
 - ``GET`` / ``PATCH /repos/{owner}/{repo}/issues/comments/{id}``: one comment;
-  the update answers ``200`` and the edited comment.
+  the update answers ``200`` and the edited comment;
+- ``GET /repos/{owner}/{repo}/issues``: issues and pull requests (a pull
+  request carries a ``pull_request`` key), newest first, filtered by ``state``
+  (``open`` by default, ``closed``, ``all``), ``labels`` (comma-separated: every
+  one of them) and ``creator``, paginated as above;
+- ``POST /repos/{owner}/{repo}/issues`` with ``title`` (required), ``body`` and
+  ``labels`` (names, or objects with a ``name``; a label the repository lacks
+  is created): ``201 Created`` and the issue;
+- ``GET`` / ``PATCH /repos/{owner}/{repo}/issues/{number}``: one issue; the
+  update sets any of ``title``, ``body``, ``state`` (``open``, ``closed``),
+  ``state_reason`` (``completed``, ``not_planned``, ``reopened``) and ``labels``,
+  and answers ``200`` and the issue.
 
 Like GitHub it answers ``401 Bad credentials`` to an unknown token, ``401
 Requires authentication`` to none, ``403 Resource not accessible by
 integration`` to a write with a read-only token (a fork's pull request), ``403``
 to an edit of someone else's comment, ``422 Validation Failed`` to a body
-longer than 65,536 characters and ``404 Not Found`` to anything else.
+longer than 65,536 characters, an issue without a title or a ``state`` it does
+not know, and ``404 Not Found`` to anything else.
 
 Run it by hand next to act: ``python -m tests.e2e.github_api --token T``
 prints its URL, then one line per request.
@@ -46,6 +59,11 @@ DOCS = "https://docs.github.com/rest"
 
 _COMMENTS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<number>\d+)/comments$")
 _COMMENT = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/comments/(?P<id>\d+)$")
+_ISSUES = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues$")
+_ISSUE = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<number>\d+)$")
+#: The values GitHub accepts for an issue's state and, on an update, its state_reason.
+STATES = ("open", "closed")
+STATE_REASONS = ("completed", "not_planned", "reopened")
 
 #: An answer: HTTP status, JSON payload, extra headers.
 Answer = tuple[int, object, dict[str, str]]
@@ -99,11 +117,59 @@ class Comment:
 
 
 @dataclass
+class Issue:
+    """An issue, or a pull request seen as an issue (``pull_request``), as the issues API shows both."""
+
+    repo: str
+    number: int
+    title: str
+    body: str
+    login: str
+    labels: list[str]
+    created_at: str
+    updated_at: str
+    state: str = "open"
+    state_reason: str | None = None
+    closed_at: str | None = None
+    pull_request: bool = False
+
+    def as_json(self, base_url: str, comments: int) -> dict[str, Any]:
+        """The issue as GitHub's API returns it (the fields a client reads)."""
+        url = f"{base_url}/repos/{self.repo}/issues/{self.number}"
+        kind = "pull" if self.pull_request else "issues"
+        payload: dict[str, Any] = {
+            "id": 500_000 + self.number,
+            "node_id": f"I_{self.number}",
+            "url": url,
+            "repository_url": f"{base_url}/repos/{self.repo}",
+            "comments_url": f"{url}/comments",
+            "html_url": f"https://github.com/{self.repo}/{kind}/{self.number}",
+            "number": self.number,
+            "title": self.title,
+            "body": self.body,
+            "user": {"login": self.login, "type": "Bot" if self.login.endswith("[bot]") else "User"},
+            "labels": [{"name": name, "default": False} for name in self.labels],
+            "state": self.state,
+            "state_reason": self.state_reason,
+            "locked": False,
+            "comments": comments,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "closed_at": self.closed_at,
+            "author_association": "NONE" if self.login.endswith("[bot]") else "MEMBER",
+        }
+        if self.pull_request:
+            payload["pull_request"] = {"url": f"{base_url}/repos/{self.repo}/pulls/{self.number}"}
+        return payload
+
+
+@dataclass
 class GitHubState:
     """Comments and recorded requests, shared by the server's threads."""
 
     tokens: dict[str, Token]
     comments: dict[int, Comment] = field(default_factory=dict)
+    issues: dict[tuple[str, int], Issue] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     next_id: int = 1000
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -116,6 +182,32 @@ class GitHubState:
             comment = Comment(self.next_id, repo, number, body, login, now, now)
             self.comments[comment.id] = comment
             return comment
+
+    def add_issue(
+        self,
+        repo: str,
+        title: str,
+        body: str,
+        login: str,
+        labels: list[str],
+        *,
+        number: int | None = None,
+        pull_request: bool = False,
+    ) -> Issue:
+        """Open an issue (or a pull request) as ``login``, numbered ``number`` or else the repository's next
+        number, which issues and pull requests share."""
+        with self.lock:
+            taken = [n for r, n in self.issues if r == repo] + [c.number for c in self.comments.values()]
+            now = _now()
+            issue = Issue(repo, number or max(taken, default=0) + 1, title, body, login, list(labels), now, now)
+            issue.pull_request = pull_request
+            self.issues[(repo, issue.number)] = issue
+            return issue
+
+    def issues_of(self, repo: str) -> list[Issue]:
+        """The repository's issues (pull requests included), oldest first."""
+        with self.lock:
+            return sorted((i for (r, _), i in self.issues.items() if r == repo), key=lambda i: i.number)
 
     def on_pull_request(self, repo: str, number: int) -> list[Comment]:
         """The pull request's comments, oldest first."""
@@ -183,6 +275,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, method: str, path: str, query: str, token: Token | None, body: object) -> Answer:
         if self.headers.get("Authorization") and token is None:
             return _error(HTTPStatus.UNAUTHORIZED, "Bad credentials")
+        answer = self._comments(method, path, query, token, body) or self._issues(method, path, query, token, body)
+        return answer or _error(HTTPStatus.NOT_FOUND, "Not Found")
+
+    def _comments(self, method: str, path: str, query: str, token: Token | None, body: object) -> Answer | None:
+        """The issue-comment endpoints; None for a path or method they do not serve."""
         if match := _COMMENTS.match(path):
             repo, number = match["repo"], int(match["number"])
             if method == "GET":
@@ -197,7 +294,24 @@ class _Handler(BaseHTTPRequestHandler):
                     return HTTPStatus.OK, comment.as_json(self.server.url), {}
                 if method == "PATCH":
                     return self._update(comment, token, body)
-        return _error(HTTPStatus.NOT_FOUND, "Not Found")
+        return None
+
+    def _issues(self, method: str, path: str, query: str, token: Token | None, body: object) -> Answer | None:
+        """The issue endpoints; None for a path or method they do not serve."""
+        if match := _ISSUES.match(path):
+            if method == "GET":
+                return self._list_issues(match["repo"], query)
+            if method == "POST":
+                return self._create_issue(match["repo"], token, body)
+        if match := _ISSUE.match(path):
+            with self.server.state.lock:
+                issue = self.server.state.issues.get((match["repo"], int(match["number"])))
+            if issue is not None:
+                if method == "GET":
+                    return HTTPStatus.OK, self._issue_json(issue), {}
+                if method == "PATCH":
+                    return self._update_issue(issue, token, body)
+        return None
 
     def _create(self, repo: str, number: int, token: Token | None, body: object) -> Answer:
         text = _writable_body(token, body)
@@ -221,21 +335,91 @@ class _Handler(BaseHTTPRequestHandler):
         return HTTPStatus.OK, comment.as_json(self.server.url), {}
 
     def _list(self, repo: str, number: int, query: str) -> Answer:
+        comments = self.server.state.on_pull_request(repo, number)
+        base = f"{self.server.url}/repos/{repo}/issues/{number}/comments"
+        return self._page(base, query, [c.as_json(self.server.url) for c in comments])
+
+    def _page(self, base: str, query: str, items: list[dict[str, Any]]) -> Answer:
+        """One page of ``items`` (``per_page``, ``page``), with the ``Link`` header GitHub sends."""
         params = {k: v[-1] for k, v in parse_qs(query).items()}
         try:
             per_page = min(max(int(params.get("per_page", 30)), 1), 100)
             page = max(int(params.get("page", 1)), 1)
         except ValueError:
             return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "Validation Failed")
-        comments = self.server.state.on_pull_request(repo, number)
-        last = max((len(comments) + per_page - 1) // per_page, 1)
-        shown = comments[(page - 1) * per_page : page * per_page]
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        shown = items[(page - 1) * per_page : page * per_page]
         links = []
-        base = f"{self.server.url}/repos/{repo}/issues/{number}/comments"
         if page < last:
             links.append(f'<{base}?{urlencode({**params, "per_page": per_page, "page": page + 1})}>; rel="next"')
             links.append(f'<{base}?{urlencode({**params, "per_page": per_page, "page": last})}>; rel="last"')
-        return HTTPStatus.OK, [c.as_json(self.server.url) for c in shown], ({"Link": ", ".join(links)} if links else {})
+        return HTTPStatus.OK, shown, ({"Link": ", ".join(links)} if links else {})
+
+    def _issue_json(self, issue: Issue) -> dict[str, Any]:
+        comments = len(self.server.state.on_pull_request(issue.repo, issue.number))
+        return issue.as_json(self.server.url, comments)
+
+    def _list_issues(self, repo: str, query: str) -> Answer:
+        params = {k: v[-1] for k, v in parse_qs(query).items()}
+        state = params.get("state", "open")
+        if state not in (*STATES, "all"):
+            return _invalid("Issue", "state", f"state must be one of open, closed, all, not {state}")
+        wanted = {name.strip() for name in params.get("labels", "").split(",") if name.strip()}
+        issues = [
+            i
+            for i in reversed(self.server.state.issues_of(repo))
+            if state in ("all", i.state) and wanted <= set(i.labels) and params.get("creator", i.login) == i.login
+        ]
+        return self._page(f"{self.server.url}/repos/{repo}/issues", query, [self._issue_json(i) for i in issues])
+
+    def _create_issue(self, repo: str, token: Token | None, body: object) -> Answer:
+        fields = _writable_fields(token, body)
+        if not isinstance(fields, dict):
+            return fields
+        assert token is not None
+        title = fields.get("title")
+        if not isinstance(title, str) or not title.strip():
+            return _invalid("Issue", "title", "title wasn't supplied")
+        text = fields.get("body") or ""
+        labels = _labels(fields.get("labels", []))
+        if not isinstance(text, str) or len(text) > BODY_LIMIT:
+            return _invalid("Issue", "body", f"body is too long (maximum is {BODY_LIMIT} characters)")
+        if labels is None:
+            return _invalid("Issue", "labels", "labels must be names")
+        issue = self.server.state.add_issue(repo, title, text, token.login, labels)
+        location = f"{self.server.url}/repos/{repo}/issues/{issue.number}"
+        return HTTPStatus.CREATED, self._issue_json(issue), {"Location": location}
+
+    def _update_issue(self, issue: Issue, token: Token | None, body: object) -> Answer:
+        fields = _writable_fields(token, body)
+        if not isinstance(fields, dict):
+            return fields
+        state = fields.get("state", issue.state)
+        reason = fields.get("state_reason")
+        labels = _labels(fields.get("labels", issue.labels))
+        if state not in STATES:
+            return _invalid("Issue", "state", f"state must be open or closed, not {state}")
+        if reason is not None and reason not in STATE_REASONS:
+            return _invalid("Issue", "state_reason", f"state_reason must be one of {', '.join(STATE_REASONS)}")
+        text = fields.get("body", issue.body)
+        if not isinstance(text, str) or len(text) > BODY_LIMIT:
+            return _invalid("Issue", "body", f"body is too long (maximum is {BODY_LIMIT} characters)")
+        if labels is None:
+            return _invalid("Issue", "labels", "labels must be names")
+        with self.server.state.lock:
+            now = _now()
+            if state == "closed" and issue.state != "closed":
+                issue.closed_at = now
+                issue.state_reason = reason or "completed"
+            elif state == "open" and issue.state == "closed":
+                issue.closed_at = None
+                issue.state_reason = reason or "reopened"
+            issue.state = state
+            issue.title = str(fields.get("title", issue.title))
+            issue.body = text
+            issue.labels = labels
+            issue.updated_at = now
+        return HTTPStatus.OK, self._issue_json(issue), {}
 
 
 def _error(status: HTTPStatus, message: str, errors: list[dict[str, str]] | None = None) -> Answer:
@@ -243,6 +427,30 @@ def _error(status: HTTPStatus, message: str, errors: list[dict[str, str]] | None
     if errors:
         payload["errors"] = errors
     return status, payload, {}
+
+
+def _invalid(resource: str, field_name: str, message: str) -> Answer:
+    problem = {"resource": resource, "code": "invalid", "field": field_name, "message": message}
+    return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "Validation Failed", [problem])
+
+
+def _writable_fields(token: Token | None, body: object) -> dict[str, Any] | Answer:
+    """The JSON object of a write, or GitHub's answer when it refuses the write."""
+    if token is None:
+        return _error(HTTPStatus.UNAUTHORIZED, "Requires authentication")
+    if not token.write:
+        return _error(HTTPStatus.FORBIDDEN, "Resource not accessible by integration")
+    if not isinstance(body, dict):
+        return _error(HTTPStatus.BAD_REQUEST, "Problems parsing JSON")
+    return body
+
+
+def _labels(value: object) -> list[str] | None:
+    """Label names from a list of names or of ``{"name": ...}`` objects; None when it is neither."""
+    if not isinstance(value, list):
+        return None
+    names = [v.get("name") if isinstance(v, dict) else v for v in value]
+    return [str(n) for n in names] if all(isinstance(n, str) for n in names) else None
 
 
 def _writable_body(token: Token | None, body: object) -> str | Answer:

@@ -10,13 +10,20 @@ repository:
 1. a push to main: ``test.yml`` and ``deploy.yml`` (dev released);
 2. pull request 7 opened (app 0.3): ``preview.yml`` and ``review-stack.yml``;
 3. pull request 7 synchronized (app 0.4): the same, editing the comments;
-4. pull request 7 closed: ``review-stack.yml``'s destroy;
-5. pull request 9 from a fork: both notices, with every secret offered to the runner;
-6. pull request 8 with a broken project default: both previews fail, saying why.
+4. a maintainer points dev and prod at a registry of this file's own
+   (``sandbox/sandbox.sh registry``) and releases dev by hand (release 2, pushed);
+5. at once: pull request 7 closed (``review-stack.yml``'s destroy), a fork's
+   pull request 9 (both notices, with every secret offered to the runner), pull
+   request 8 with a broken project default (both previews fail, saying why),
+   and the promotion of dev's release 2 to prod (``promote.yml``, run by hand);
+6. the drift watch (``drift.yml``) on its schedule, after someone scaled dev
+   behind Pulumi's back: it opens dev's drift issue and closes prod's old one;
+   then run by hand after a second change: it updates dev's issue.
 
-The assertions read what a user would: the pull request's comments (the API
-stand-in's), ``make pr-comment`` / ``make history`` / ``pulumi stack ls`` run
-as a user runs them, and the cluster through kubectl.
+The assertions read what a user would: the pull request's comments and the
+issues (the API stand-in's), ``make pr-comment`` / ``make history`` / ``make
+drift`` / ``pulumi stack ls`` run as a user runs them, and the cluster through
+kubectl.
 """
 
 from __future__ import annotations
@@ -36,9 +43,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.github_api import ACTIONS_BOT, Comment, GitHubServer, Request, Token, serving
+from tests.e2e.github_api import ACTIONS_BOT, Comment, GitHubServer, Issue, Request, Token, serving
 from tests.e2e.sandbox import REPO, Cluster, running_cluster, tools_built, tools_dir
-from tests.e2e.workflow_runner import EVENTS_DIR, Run, RunnerMachine, build_act, checkout, triggered
+from tests.e2e.test_e2e_registry import Registry
+from tests.e2e.workflow_runner import EVENTS_DIR, Run, RunnerMachine, build_act, checkout, event_name, triggered
 
 pytestmark = pytest.mark.workflows
 
@@ -58,8 +66,16 @@ BROKEN_DEFAULT = (
 )
 #: Where the jobs' results and times go (build/ is not committed).
 SUMMARY = REPO / "build" / "workflows" / "runs.txt"
+#: Where each act run's JSON log is copied at the end (one file per event and workflow).
+LOGS = REPO / "build" / "workflows" / "logs"
 #: Seconds each operator command run as a user (make pr-comment, make history) may take.
 COMMAND_TIMEOUT = 300
+#: The prod stack's replicas (Pulumi.prod.yaml).
+PROD_REPLICAS = 4
+#: The example registry Pulumi.prod.yaml names; the repository here names its own.
+EXAMPLE_REGISTRY = "registry.example.com/k8s-demo/k8s-demo"
+#: dev's replicas as someone scales it behind Pulumi's back before each drift watch run.
+DRIFTED_REPLICAS = (3, 5)
 
 
 def marker(stack: str) -> str:
@@ -74,6 +90,7 @@ class Repository:
     cluster: Cluster
     api: GitHubServer
     runner: RunnerMachine
+    registry: Registry
     secrets: dict[str, str]
     workdir: Path
     full_name: str
@@ -83,6 +100,16 @@ class Repository:
     def branch(self, name: str, edits: Mapping[str, str] | None = None) -> Path:
         """A branch's checkout: this work tree with ``edits`` (path -> content), committed."""
         return checkout(REPO, self.workdir / "branches" / name, edits)
+
+    def stack_files(self) -> dict[str, str]:
+        """Pulumi.dev.yaml and Pulumi.prod.yaml naming this repository's registry (``imageRepository``)."""
+        dev = (REPO / "Pulumi.dev.yaml").read_text(encoding="utf-8")
+        prod = (REPO / "Pulumi.prod.yaml").read_text(encoding="utf-8")
+        assert EXAMPLE_REGISTRY in prod
+        return {
+            "Pulumi.dev.yaml": f"{dev.rstrip()}\n  k8s-demo:imageRepository: {self.registry.repository}\n",
+            "Pulumi.prod.yaml": prod.replace(EXAMPLE_REGISTRY, self.registry.repository),
+        }
 
     def push(self, event: str, head: Path) -> dict[str, Run]:
         """Send the event (a file in tests/e2e/events/): the workflows GitHub would run for it, side by side."""
@@ -97,7 +124,7 @@ class Repository:
         for event, head in events:
             payload = EVENTS_DIR / event
             body = json.loads(payload.read_text(encoding="utf-8"))
-            kind = "pull_request" if "pull_request" in body else "push"
+            kind = event_name(payload)
             workflows = [w for w in triggered(kind, body) if kind == "push" or w != "test.yml"]
             jobs.append([(w, kind, payload, head) for w in workflows])
         with ThreadPoolExecutor(max_workers=sum(map(len, jobs))) as pool:
@@ -130,8 +157,9 @@ class Repository:
         env.pop("BASH_ENV")
         return env
 
-    def make(self, head: Path, *args: str) -> str:
-        """``make <args>`` in a user's copy of the branch (with the suite's venv as its .venv); its stdout."""
+    def make(self, head: Path, *args: str, allowed: tuple[int, ...] = (0,)) -> str:
+        """``make <args>`` in a user's copy of the branch (with the suite's venv as its .venv); its stdout.
+        Fails unless it exits with one of ``allowed``."""
         copy = self.workdir / "user" / head.name
         if not copy.exists():
             shutil.copytree(head, copy, ignore=shutil.ignore_patterns(".git"))
@@ -145,7 +173,7 @@ class Repository:
             timeout=COMMAND_TIMEOUT,
             check=False,
         )
-        assert done.returncode == 0, f"make {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        assert done.returncode in allowed, f"make {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
     def pr_comment(self, head: Path, stack: str) -> str:
@@ -170,6 +198,10 @@ class Repository:
     def comments(self, number: int) -> list[Comment]:
         return self.api.state.on_pull_request(self.full_name, number)
 
+    def issues(self) -> list[Issue]:
+        """The repository's issues (copies: later runs do not change them)."""
+        return [Issue(**{**vars(i), "labels": list(i.labels)}) for i in self.api.state.issues_of(self.full_name)]
+
     def requests(self, number: int) -> list[Request]:
         """The API requests about pull request ``number``: its comment list, or one of its comments."""
         ids = {str(c.id) for c in self.comments(number)}
@@ -191,24 +223,37 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repository]
     full_name = event["repository"]["full_name"]
     token = token_source.token_hex(16)
     (workdir / "state").mkdir()
+    registry = Registry(workdir / "registry")
     with (
         running_cluster(f"k8s-demo-wf-{token[:6]}", workdir / "kwok") as cluster,
         serving({token: Token(ACTIONS_BOT)}) as api,
     ):
         runner = RunnerMachine(workdir / "runner", api.url, cluster.docker_host, act)
+        registry.start()
         secrets = {
             "KUBECONFIG_DATA": cluster.kubeconfig.read_text(encoding="utf-8"),
             "PULUMI_BACKEND_URL": f"file://{workdir / 'state'}",
             "PULUMI_CONFIG_PASSPHRASE": token_source.token_hex(16),
             "GITHUB_TOKEN": token,
         }
-        repository = Repository(cluster, api, runner, secrets, workdir, full_name)
+        repository = Repository(cluster, api, runner, registry, secrets, workdir, full_name)
+        # The pull requests of the payloads, which the issues API lists among the issues.
+        for path in sorted(EVENTS_DIR.glob("pull_request-*.json")):
+            pull = json.loads(path.read_text(encoding="utf-8"))["pull_request"]
+            if (full_name, pull["number"]) not in api.state.issues:
+                title, author = pull.get("title", ""), pull["user"]["login"]
+                api.state.add_issue(full_name, title, "", author, [], number=pull["number"], pull_request=True)
         try:
             yield repository
         finally:
+            registry.stop()
             # make workflows prints it after the tests.
             SUMMARY.parent.mkdir(parents=True, exist_ok=True)
             SUMMARY.write_text(repository.summary(), encoding="utf-8")
+            # Each act run's JSON log, kept for a look after the run (pytest removes old temporary dirs).
+            shutil.rmtree(LOGS, ignore_errors=True)
+            if (runner.workdir / "logs").is_dir():
+                shutil.copytree(runner.workdir / "logs", LOGS)
 
 
 def deployment(cluster: Cluster, namespace: str) -> dict[str, Any]:
@@ -435,8 +480,8 @@ class Closed:
 
 
 @pytest.fixture(scope="module")
-def closed(last_three: tuple[Closed, Forked, Broken]) -> Closed:
-    return last_three[0]
+def closed(together: Together) -> Closed:
+    return together.closed
 
 
 def test_closed_runs_only_review_stack(closed: Closed) -> None:
@@ -469,8 +514,8 @@ class Forked:
 
 
 @pytest.fixture(scope="module")
-def forked(last_three: tuple[Closed, Forked, Broken]) -> Forked:
-    return last_three[1]
+def forked(together: Together) -> Forked:
+    return together.forked
 
 
 def test_fork_runs_only_the_notices(forked: Forked) -> None:
@@ -515,31 +560,76 @@ class Broken:
 
 
 @pytest.fixture(scope="module")
-def broken(last_three: tuple[Closed, Forked, Broken]) -> Broken:
-    return last_three[2]
+def broken(together: Together) -> Broken:
+    return together.broken
+
+
+@dataclass
+class Main:
+    """main once dev and prod name the repository's registry, and dev's release that pushed there."""
+
+    head: Path
+    #: The registry's digest of the app version's tag, which dev's release 2 pushed.
+    digest: str
+
+    def image(self, repository: Repository) -> str:
+        """What dev's release 2 runs, and what prod gets: the pushed image by its digest."""
+        return f"{repository.registry.repository}@{self.digest}"
 
 
 @pytest.fixture(scope="module")
-def last_three(repository: Repository, synchronized: PullRequestEvent) -> tuple[Closed, Forked, Broken]:
-    """Pull request 7 closed, a fork's pull request 9 and pull request 8 with a broken config, at once:
-    they touch different stacks, as on a busy repository."""
+def registry_main(repository: Repository, pushed: Pushed) -> Main:
+    """A maintainer points dev and prod at the registry (their stack files' imageRepository) and releases dev
+    from main by hand, `make up STACK=dev`: that release pushes, so it can be promoted by digest. (deploy.yml
+    would release it too, but its `make test` runs unit tests that pin the committed example stack files.)
+    Then, once before the first promotion, `make stack STACK=prod` (README, "From a pull request to prod")."""
+    head = repository.branch("main-registry", repository.stack_files())
+    repository.make(head, "up", "STACK=dev", "ARGS=--yes")
+    repository.make(head, "stack", "STACK=prod")
+    return Main(head, repository.registry.manifest_digest(APP_VERSION))
+
+
+@dataclass
+class Promoted:
+    runs: dict[str, Run]
+    history: list[dict[str, Any]]
+    deployment: dict[str, Any]
+
+
+@dataclass
+class Together:
+    """The four events sent at once: they touch different stacks, as on a busy repository."""
+
+    closed: Closed
+    forked: Forked
+    broken: Broken
+    promoted: Promoted
+
+
+@pytest.fixture(scope="module")
+def together(repository: Repository, synchronized: PullRequestEvent, registry_main: Main) -> Together:
+    """Pull request 7 closed, a fork's pull request 9, pull request 8 with a broken config, and the promotion of
+    dev's release 2 to prod, run by hand from main."""
     fork_head = repository.branch("fork-patch-1", {"app/VERSION": "0.9\n"})
     project = (REPO / "Pulumi.yaml").read_text(encoding="utf-8")
     assert BROKEN_DEFAULT[0] in project
     broken_head = repository.branch("broken-config", {"Pulumi.yaml": project.replace(*BROKEN_DEFAULT)})
     # GitHub withholds secrets from a fork's pull_request; offering the runner every one of them
     # proves the workflows themselves keep them from the fork's code.
-    closing, forking, breaking = repository.push_together(
+    closing, forking, breaking, promoting = repository.push_together(
         ("pull_request-closed.json", synchronized.head),
         ("pull_request-fork.json", fork_head),
         ("pull_request-broken-config.json", broken_head),
+        ("workflow_dispatch-promote.json", registry_main.head),
     )
     stacks = repository.stacks()
     exists = repository.cluster.exists
-    return (
+    prod_history = json.loads(repository.make(registry_main.head, "history", "STACK=prod", "JSON=1"))
+    return Together(
         Closed(closing, stacks, exists("namespace", f"k8s-demo-pr-{PR}")),
         Forked(forking, stacks, exists("namespace", f"k8s-demo-pr-{FORK_PR}"), repository.requests(FORK_PR)),
         Broken(breaking, repository.comments(BROKEN_PR), exists("namespace", f"k8s-demo-pr-{BROKEN_PR}")),
+        Promoted(promoting, prod_history, deployment(repository.cluster, "k8s-demo-prod")),
     )
 
 
@@ -561,3 +651,164 @@ def test_broken_config_comment_names_the_key(broken: Broken) -> None:
 
 def test_broken_config_deploys_no_review_stack(broken: Broken) -> None:
     assert not broken.namespace_exists
+
+
+# 7. The promotion of dev's release 2 to prod (run by hand) -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def promoted(together: Together) -> Promoted:
+    return together.promoted
+
+
+def test_promotion_dispatch_runs_only_promote(promoted: Promoted) -> None:
+    assert sorted(promoted.runs) == ["promote.yml"]
+
+
+def test_promotion_plan_then_promote_pass(promoted: Promoted) -> None:
+    run = promoted.runs["promote.yml"]
+    assert {name: job.result for name, job in run.jobs.items()} == {
+        "promote/plan": "success",
+        "promote/promote": "success",
+    }, run.output[-4000:]
+
+
+def test_promotion_plan_names_the_release_and_its_digest(registry_main: Main, promoted: Promoted) -> None:
+    log = promoted.runs["promote.yml"].job("plan").log
+    assert f"promoted from dev release 2, {registry_main.digest}" in log, log[-4000:]
+
+
+def test_promotion_releases_prod_once_with_its_provenance(registry_main: Main, promoted: Promoted) -> None:
+    assert [(r["release"], r["imageTag"], r["result"]) for r in promoted.history] == [(1, APP_VERSION, "succeeded")]
+    assert promoted.history[0]["message"].startswith(f"promoted from dev release 2, {registry_main.digest}: ")
+
+
+def test_promotion_deploys_prod_by_devs_digest(repository: Repository, registry_main: Main, promoted: Promoted) -> None:
+    assert image_of(promoted.deployment) == registry_main.image(repository)
+    assert rolled_out(promoted.deployment, PROD_REPLICAS), promoted.deployment.get("status")
+
+
+# 8. The drift watch ------------------------------------------------------------------------------
+
+
+def drift_marker(stack: str) -> str:
+    """The first line of a stack's drift issue (.github/actions/drift-issue)."""
+    return f"<!-- k8s-demo-drift:{stack} -->"
+
+
+@dataclass
+class DriftWatch:
+    runs: dict[str, Run]
+    issues: list[Issue]
+    #: dev's `make drift` verdict (JSON) right after the run, as a user checks it.
+    dev_report: dict[str, Any]
+    requests: list[Request]
+
+
+def drift_watch(repository: Repository, head: Path, event: str, replicas: int) -> DriftWatch:
+    """Someone scales dev to ``replicas`` behind Pulumi's back; then the drift watch runs."""
+    repository.cluster.kubectl("-n", "k8s-demo-dev", "scale", f"deployment/{DEPLOYMENT}", f"--replicas={replicas}")
+    before = len(repository.api.state.recorded())
+    runs = repository.push(event, head)
+    out = repository.workdir / "user-drift" / f"{Path(event).stem}.json"
+    # make drift exits 2 on drift (make's own status for a failing command): the report says which.
+    repository.make(head, "drift", "STACK=dev", f"OUT={out}", allowed=(0, 2))
+    return DriftWatch(
+        runs=runs,
+        issues=repository.issues(),
+        dev_report=json.loads(out.read_text(encoding="utf-8")),
+        requests=repository.api.state.recorded()[before:],
+    )
+
+
+@pytest.fixture(scope="module")
+def scheduled(repository: Repository, registry_main: Main, promoted: Promoted) -> DriftWatch:
+    """The schedule's run. Before it: prod's drift issue from an earlier run, whose drift is gone since, and
+    a person's issue that quotes dev's marker, which the action must leave alone."""
+    state = repository.api.state
+    state.add_issue(repository.full_name, "Drift in stack prod", f"{drift_marker('prod')}\nold", ACTIONS_BOT, ["drift"])
+    state.add_issue(repository.full_name, "About drift", f"{drift_marker('dev')}\nquoted", "octocat", ["drift"])
+    return drift_watch(repository, registry_main.head, "schedule-drift.json", DRIFTED_REPLICAS[0])
+
+
+@pytest.fixture(scope="module")
+def dispatched(repository: Repository, registry_main: Main, scheduled: DriftWatch) -> DriftWatch:
+    """Run by hand after dev was scaled again: the drift lasts, with other values."""
+    return drift_watch(repository, registry_main.head, "workflow_dispatch-drift.json", DRIFTED_REPLICAS[1])
+
+
+def issues_titled(watch: DriftWatch, title: str) -> list[Issue]:
+    return [i for i in watch.issues if i.title == title]
+
+
+def expected_body(watch: DriftWatch, body: str) -> str:
+    """The issue body the action writes from dev's report (the marker, the report's Markdown, the run); the run's
+    URL is read from ``body``'s last line."""
+    run_url = body.splitlines()[-1].removeprefix("Found by ").split(". ", 1)[0]
+    return (
+        f"{drift_marker('dev')}\n{watch.dev_report['markdown']}\n\n"
+        f"Found by {run_url}. Each run updates this issue while the drift lasts; the first run that finds none "
+        "closes it.\n"
+    )
+
+
+def test_drift_schedule_runs_only_drift(scheduled: DriftWatch) -> None:
+    assert sorted(scheduled.runs) == ["drift.yml"]
+
+
+def test_drift_watch_checks_every_stack_of_the_backend(scheduled: DriftWatch) -> None:
+    run = scheduled.runs["drift.yml"]
+    assert run.job("stacks").result == "success", run.output[-4000:]
+    checked = sorted(dict(j.matrix)["stack"] for j in run.jobs.values() if j.matrix)
+    # pr-8 was created by its review stack job before its preview failed; pull request 8 is still open.
+    assert checked == ["dev", "pr-8", "prod"]
+
+
+def test_drift_jobs_pass(scheduled: DriftWatch) -> None:
+    run = scheduled.runs["drift.yml"]
+    results = {stack: run.matrix_job("drift", stack=stack).result for stack in ("dev", "pr-8", "prod")}
+    assert results == {"dev": "success", "pr-8": "success", "prod": "success"}, run.output[-4000:]
+
+
+def test_drift_report_says_dev_drifted(scheduled: DriftWatch) -> None:
+    assert scheduled.dev_report["exitCode"] == 1
+
+
+def test_drift_opens_one_labelled_issue_for_dev(scheduled: DriftWatch) -> None:
+    opened = issues_titled(scheduled, "Drift in stack dev")
+    assert [(i.login, i.state, i.labels) for i in opened] == [(ACTIONS_BOT, "open", ["drift"])]
+
+
+def test_drift_issue_body_is_the_report(scheduled: DriftWatch) -> None:
+    body = issues_titled(scheduled, "Drift in stack dev")[0].body
+    assert body == expected_body(scheduled, body)
+    assert f"{DRIFTED_REPLICAS[0]}" in scheduled.dev_report["markdown"]
+
+
+def test_drift_closes_the_old_issue_of_a_stack_without_drift(repository: Repository, scheduled: DriftWatch) -> None:
+    prod = issues_titled(scheduled, "Drift in stack prod")
+    assert [(i.state, i.state_reason) for i in prod] == [("closed", "completed")]
+    comments = [c.body for c in repository.comments(prod[0].number)]
+    assert len(comments) == 1
+    assert comments[0].startswith("No drift in `prod` any more (")
+    assert comments[0].endswith("): closing.")
+
+
+def test_drift_leaves_a_persons_issue_alone(scheduled: DriftWatch) -> None:
+    theirs = issues_titled(scheduled, "About drift")
+    assert [(i.state, i.body) for i in theirs] == [("open", f"{drift_marker('dev')}\nquoted")]
+
+
+def test_drift_dispatch_updates_devs_issue(scheduled: DriftWatch, dispatched: DriftWatch) -> None:
+    before = issues_titled(scheduled, "Drift in stack dev")
+    after = issues_titled(dispatched, "Drift in stack dev")
+    assert [i.number for i in after] == [i.number for i in before]
+    assert after[0].body == expected_body(dispatched, after[0].body)
+    assert after[0].body != before[0].body
+
+
+def test_drift_dispatch_opens_no_second_issue(repository: Repository, dispatched: DriftWatch) -> None:
+    dev = issues_titled(dispatched, "Drift in stack dev")
+    writes = [(r.method, r.path) for r in dispatched.requests if r.method != "GET"]
+    assert writes == [("PATCH", f"/repos/{repository.full_name}/issues/{dev[0].number}")]
+    assert dispatched.runs["drift.yml"].matrix_job("drift", stack="dev").result == "success"

