@@ -57,6 +57,8 @@ def _real_node(item: pytest.Item) -> bool:
     return bool(marker and marker.kwargs.get("real_node"))
 
 
+# First: xdist's own hook in each worker reads the groups to name their items, so they must be marked before it runs.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Group the scenarios for xdist, and with E2E_KUBECONFIG skip each that needs the sandbox, saying what for.
 
