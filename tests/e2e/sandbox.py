@@ -183,6 +183,8 @@ class Clusters:
         self._clusters: dict[bool, Cluster] = {}
         # Why a cluster could not be had: said again to every later caller rather than tried again.
         self._failures: dict[bool, str] = {}
+        #: ``sandbox/sandbox.sh host-state`` just before the real node's sandbox started (None: not started).
+        self.host_before_real_node: str | None = None
         self._running = ExitStack()
 
     def sandbox_env(self, *, real_node: bool = False) -> dict[str, str]:
@@ -213,6 +215,13 @@ class Clusters:
                 raise RuntimeError(f"{self.external} names a cluster the suite did not start: it has no real node")
             return external_cluster(self.external)
         names = self.sandbox_env(real_node=real_node)
+        if real_node:
+            # The real node changes the host (sysctls, iptables, mounts); whichever file starts it, the state
+            # before is what `make sandbox-down` must restore at the end (test_real_node.py checks it).
+            before = sandbox_cli("host-state", env=names)
+            if before.returncode != 0:
+                raise RuntimeError(f"sandbox/sandbox.sh host-state failed:\n{before.stderr}")
+            self.host_before_real_node = before.stdout
         running = running_cluster(names["SANDBOX_NAME"], Path(names["KWOK_WORKDIR"]), real_node=real_node)
         return self._running.enter_context(running)
 

@@ -294,15 +294,21 @@ class Interrupted:
 def interrupted(crashing: Release, stable: int, e2e_project: Project, e2e_cluster: Cluster) -> Interrupted:
     e2e_project.write_app("0.5", "Hello Again!")
     pulumi(e2e_project, "config", "rm", "--stack", STACK, "imageTag")
-    process = subprocess.Popen(
-        ["make", "--no-print-directory", *make_up()[1:]],
-        cwd=e2e_project.dir,
-        env={**command_env(e2e_project), "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    # As from a terminal, where Ctrl-C interrupts: an xdist worker ignores SIGINT (its controller takes Ctrl-C), and
+    # an ignored signal stays ignored in every child, so make and Python would never see it.
+    ignored = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        process = subprocess.Popen(
+            ["make", "--no-print-directory", *make_up()[1:]],
+            cwd=e2e_project.dir,
+            env={**command_env(e2e_project), "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     assert process.stdout is not None
     seen = []
     for line in process.stdout:

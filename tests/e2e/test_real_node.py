@@ -110,10 +110,13 @@ def host_state(names: dict[str, str]) -> str:
     return done.stdout
 
 
-@pytest.fixture(scope="module", autouse=True)
-def host_before(names: dict[str, str]) -> str:
-    """What the host looked like before the sandbox started (autouse: taken before ``e2e_cluster`` starts it)."""
-    return host_state(names)
+@pytest.fixture(scope="module")
+def host_before(e2e_cluster: Cluster, e2e_clusters: Clusters) -> str:
+    """What the host looked like before the sandbox with the real node started: taken as it started, which may
+    have been for another real-node file of this session."""
+    if e2e_clusters.host_before_real_node is None:
+        pytest.fail("the real node's sandbox started without the host's state being taken first")
+    return e2e_clusters.host_before_real_node
 
 
 def run(project: Project, argv: list[str]) -> subprocess.CompletedProcess[str]:
