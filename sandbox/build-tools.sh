@@ -107,29 +107,8 @@ pulumi_mod_edit() {
 }
 
 GIT_ROOT="$(dirname "$CACHE")/git"
-# git_source VAR URL COMMIT: print a git dir that has COMMIT of the repository
-# at URL.  $VAR (default URL) is a local git dir, read in place, or a URL, of
-# which only COMMIT is fetched into $GIT_ROOT.  Stops, naming all three, when
-# the commit cannot be had.
-git_source() {
-  local var="$1" url="$2" commit="$3" loc gd
-  loc="${!var:-$url}"
-  if [ -d "$loc" ]; then
-    gd="$(git -C "$loc" rev-parse --absolute-git-dir 2>/dev/null || echo "$loc")"
-  else
-    gd="$GIT_ROOT/$(basename "${url%.git}").git"
-    if ! git --git-dir="$gd" cat-file -e "$commit^{commit}" 2>/dev/null; then
-      echo "      fetching $commit from $loc ..." >&2
-      [ -d "$gd" ] || git init -q --bare "$gd"
-      git --git-dir="$gd" fetch -q --depth 1 "$loc" "$commit" >&2 || true
-    fi
-  fi
-  git --git-dir="$gd" cat-file -e "$commit^{commit}" 2>/dev/null ||
-    die "commit $commit of $url is not available from $var=$loc.
-  Set $var to a git URL that serves it, or to a local clone or mirror that has it
-  (e.g. git clone --mirror $url DIR; $var=DIR)."
-  echo "$gd"
-}
+# shellcheck source=git-source.sh
+. "$here/git-source.sh"
 # git_extract GITDIR COMMIT DEST [PATH...]: the files of COMMIT (only PATHs,
 # when given) into DEST.  Snapshots may lack unrelated large blobs, so ask
 # only for what is needed; git's complaints are shown only when it fails.

@@ -43,22 +43,10 @@ if [ -f "$dir/.complete" ]; then
 fi
 
 var="K8S_DEMO_$(printf '%s' "${repo/\//_}" | tr '[:lower:]' '[:upper:]' | tr -c 'A-Z0-9\n' '_')_GIT"
-url="https://github.com/$repo.git"
-loc="${!var:-$url}"
-if [ -d "$loc" ]; then
-  gd="$(git -C "$loc" rev-parse --absolute-git-dir 2>/dev/null || echo "$loc")"
-else
-  gd="$root/git/$name.git"
-  if ! git --git-dir="$gd" cat-file -e "$commit^{commit}" 2>/dev/null; then
-    echo "get-action: fetching $commit from $loc ..." >&2
-    [ -d "$gd" ] || git init -q --bare "$gd"
-    git --git-dir="$gd" fetch -q --depth 1 "$loc" "$commit" >&2 || true
-  fi
-fi
-git --git-dir="$gd" cat-file -e "$commit^{commit}" 2>/dev/null ||
-  die "commit $commit of $url is not available from $var=$loc.
-  Set $var to a git URL that serves it, or to a local clone or mirror that has it
-  (e.g. git clone --mirror $url DIR; $var=DIR)."
+GIT_ROOT="$root/git"
+# shellcheck source=git-source.sh
+. "$(dirname "${BASH_SOURCE[0]}")/git-source.sh"
+gd="$(git_source "$var" "https://github.com/$repo.git" "$commit")"
 
 echo "get-action: $repo@$commit into $dir ..." >&2
 tmp="$dir.tmp"
