@@ -7,6 +7,7 @@
 # the commit cannot be had.
 git_source() {
   local var="$1" url="$2" commit="$3" loc gd
+  : "${GIT_ROOT:?git_source needs GIT_ROOT, set by the script that sources git-source.sh}"
   loc="${!var:-$url}"
   if [ -d "$loc" ]; then
     gd="$(git -C "$loc" rev-parse --absolute-git-dir 2>/dev/null || echo "$loc")"
