@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 import yaml
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient, CoreV1Api
+    from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api
 
 #: The stack config keys of the Kubernetes provider that say which cluster it uses.
 KUBECONFIG_KEY = "kubernetes:kubeconfig"
@@ -115,18 +115,18 @@ def _message(body: object) -> str:
 class Cluster:
     """Reads in one namespace of one cluster. Open with ``Cluster.connect(target)``."""
 
-    def __init__(self, core: CoreV1Api, namespace: str, client: ApiClient) -> None:
-        self._core = core
+    def __init__(self, client: ApiClient, namespace: str) -> None:
+        from kubernetes.client import AppsV1Api, CoreV1Api  # noqa: PLC0415
+
         self._client = client
+        self._core: CoreV1Api = CoreV1Api(client)
+        self._apps: AppsV1Api = AppsV1Api(client)
         self.namespace = namespace
 
     @classmethod
     def connect(cls, target: Target) -> Cluster:
         """A client for ``target``; raises ``ValueError`` or the client's ``ConfigException`` on a bad kubeconfig."""
-        from kubernetes.client import CoreV1Api  # noqa: PLC0415
-
-        client = _api_client(target)
-        return cls(CoreV1Api(client), target.namespace, client)
+        return cls(_api_client(target), target.namespace)
 
     def close(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]
@@ -170,10 +170,20 @@ class Cluster:
 
     def replica_sets(self, selector: str) -> list[dict[str, Any]]:
         """The namespace's ReplicaSets that match a label selector."""
-        from kubernetes.client import AppsV1Api  # noqa: PLC0415
+        return self._list("replicasets", self._apps.list_namespaced_replica_set, label_selector=selector)
 
-        apps = AppsV1Api(self._client)
-        return self._list("replicasets", apps.list_namespaced_replica_set, label_selector=selector)
+    def deployment(self, name: str) -> dict[str, Any] | None:
+        """The Deployment ``name`` (``get deployments``), or None when there is none."""
+        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+        try:
+            body = self._read("get", "deployments", self._apps.read_namespaced_deployment, name, self.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        document = json.loads(body)
+        return document if isinstance(document, dict) else None
 
     def log(
         self,
@@ -205,13 +215,10 @@ class Cluster:
 
         The one write here: a canary release stops a canary that failed at once, before the update that deletes it.
         """
-        from kubernetes.client import AppsV1Api  # noqa: PLC0415
-
-        apps = AppsV1Api(self._client)
         self._read(
             "patch",
             "deployments/scale",
-            apps.patch_namespaced_deployment_scale,
+            self._apps.patch_namespaced_deployment_scale,
             deployment,
             self.namespace,
             body={"spec": {"replicas": replicas}},

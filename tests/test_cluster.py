@@ -160,3 +160,26 @@ def test_scale_patches_the_deployments_scale(api: str) -> None:
     with Cluster.connect(Target(namespace="ns", kubeconfig=yaml.safe_dump(_kubeconfig(api)))) as cluster:
         cluster.scale("k8s-demo-canary", 0)
     assert _Api.seen == [("/apis/apps/v1/namespaces/ns/deployments/k8s-demo-canary/scale", {})]
+
+
+def test_deployment_is_read_by_name_from_apps_v1(api: str) -> None:
+    body = {"kind": "Deployment", "metadata": {"name": "web", "generation": 4}}
+    _Api.answers = {"/apis/apps/v1/namespaces/ns/deployments/web": (200, body)}
+    with Cluster.connect(Target(namespace="ns", kubeconfig=yaml.safe_dump(_kubeconfig(api)))) as cluster:
+        assert cluster.deployment("web") == body
+    assert _Api.seen == [("/apis/apps/v1/namespaces/ns/deployments/web", {})]
+
+
+def test_a_deployment_not_yet_created_is_none(api: str) -> None:
+    with Cluster.connect(Target(namespace="ns", kubeconfig=yaml.safe_dump(_kubeconfig(api)))) as cluster:
+        assert cluster.deployment("web") is None
+
+
+def test_a_forbidden_deployment_read_names_get_deployments(api: str) -> None:
+    _Api.answers = {"/apis/apps/v1/namespaces/ns/deployments/web": (403, {"kind": "Status", "message": "no"})}
+    with (
+        Cluster.connect(Target(namespace="ns", kubeconfig=yaml.safe_dump(_kubeconfig(api)))) as cluster,
+        pytest.raises(Refused) as refused,
+    ):
+        cluster.deployment("web")
+    assert refused.value.permission == "get deployments"
