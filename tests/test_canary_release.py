@@ -7,6 +7,7 @@ from datetime import datetime
 from pulumi import automation as auto
 
 from components.settings import Settings, StackConfig, load_settings
+from ops import diagnosis
 from ops.preview.comment import canary_rows
 from ops.releases.canary import is_ready, pod_problem
 from ops.releases.model import (
@@ -140,6 +141,15 @@ def test_crash_loop_back_off_is_named() -> None:
         ]
     )
     assert pod_problem(found) == "canary pod canary-1: CrashLoopBackOff: back-off 10s"
+
+
+def test_every_cause_the_diagnosis_names_is_a_canary_problem() -> None:
+    reasons = sorted(diagnosis.WAITING_CAUSES)
+    found = [
+        pod_problem(pod(containerStatuses=[{"restartCount": 0, "state": {"waiting": {"reason": r, "message": "m"}}}]))
+        for r in reasons
+    ]
+    assert found == [f"canary pod canary-1: {r}: m" for r in reasons]
 
 
 def test_a_pulling_pod_is_no_problem_yet() -> None:

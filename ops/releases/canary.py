@@ -74,10 +74,6 @@ POLL_SECONDS = 5.0
 #: Probes per second at most, and the path they ask for (what users ask for).
 PROBE_RATE = 10.0
 PROBE_PATH = "/"
-#: Container waiting reasons that mean a canary pod will not serve.
-FAILED_WAITING = frozenset(
-    {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
-)
 
 
 class Pods(diagnosis.Reads, Protocol):
@@ -118,11 +114,16 @@ def connect(config: Mapping[str, str], namespace: str) -> contextlib.AbstractCon
 
 
 def pod_problem(pod: Mapping[str, Any]) -> str | None:
-    """Why a canary pod will not serve (a container that restarted, crashed or cannot start), or None."""
+    """Why a canary pod will not serve, or None: a container waiting for a reason ``ops.diagnosis`` names as a
+    cause (``WAITING_CAUSES``), or one that restarted or crashed.
+
+    Stricter than a rolling release, on purpose: the canary is the release's test, so a cause that a rollout would
+    wait out (an image still in back-off) and a single restart both end it at once.
+    """
     name = pod.get("metadata", {}).get("name", "?")
     for status in pod.get("status", {}).get("containerStatuses") or []:
         waiting = (status.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in FAILED_WAITING:
+        if waiting.get("reason") in diagnosis.WAITING_CAUSES:
             return f"canary pod {name}: {waiting['reason']}: {waiting.get('message', '').strip()}".rstrip(": ")
         terminated = (status.get("state") or {}).get("terminated") or (status.get("lastState") or {}).get("terminated")
         if status.get("restartCount", 0) > 0 or terminated:
