@@ -26,6 +26,12 @@ later), ``RunContainerError`` (it turns into a crash loop if it lasts),
 failing readiness or liveness probes, ``FailedScheduling`` (a node may be
 added or freed).
 
+The deadline is Kubernetes' own: the Deployment's ``progressDeadlineSeconds``.
+Once its ``Progressing`` condition says ``ProgressDeadlineExceeded`` for the
+rollout the update started (``deadline_exceeded``), Kubernetes has given up on
+it, as ``kubectl rollout status`` does, and the update stops waiting too; the
+waiting causes say why it made no progress.
+
 Which pods: those of the rollout's new ReplicaSet, the one whose
 ``deployment.kubernetes.io/revision`` is above ``baseline_revision``, the
 highest revision before the update started (a rollout to a new template makes
@@ -60,6 +66,9 @@ POLL_SECONDS = 2.0
 
 #: The ReplicaSet annotation that numbers a Deployment's revisions.
 REVISION = "deployment.kubernetes.io/revision"
+#: The Deployment condition that says whether a rollout progresses, and its reason once Kubernetes gave up on it.
+PROGRESSING = "Progressing"
+PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
 
 # Causes, by Kubernetes' own reason.
 NEVER_PULL = "ErrImageNeverPull"
@@ -143,17 +152,24 @@ class Diagnosis:
 
     ``replica_set`` is the new ReplicaSet's name (empty when the rollout has not made or chosen one yet).
     ``refused`` names each read the cluster refused, as the RBAC rule it needs (``list pods``, ``get pods/log``):
-    what is missing from the diagnosis.
+    what is missing from the diagnosis. ``deadline``: Kubernetes' message once it gave up on the rollout
+    (``ProgressDeadlineExceeded``), else empty.
     """
 
     replica_set: str = ""
     causes: tuple[Cause, ...] = ()
     refused: tuple[str, ...] = ()
+    deadline: str = ""
 
     @property
     def terminal(self) -> bool:
         """Whether waiting cannot fix it: one cause at least is terminal."""
         return any(cause.terminal for cause in self.causes)
+
+    @property
+    def over(self) -> bool:
+        """Whether the update should stop waiting: a terminal cause, or Kubernetes gave up (its progress deadline)."""
+        return self.terminal or bool(self.deadline)
 
     def headline(self) -> str:
         """The first cause's headline (a terminal one if any), or empty when no cause was found."""
@@ -182,6 +198,7 @@ class Diagnosis:
         return {
             "replicaSet": self.replica_set,
             "terminal": self.terminal,
+            "progressDeadlineExceeded": self.deadline,
             "causes": [cause.as_json() for cause in self.causes],
             "refused": list(self.refused),
         }
@@ -213,6 +230,30 @@ def new_replica_set(replica_sets: Iterable[Mapping[str, Any]], baseline_revision
     """The ReplicaSet of the rollout that started after ``baseline_revision``: the highest revision above it."""
     newer = [rs for rs in replica_sets if revision(rs) > baseline_revision]
     return max(newer, key=revision) if newer else None
+
+
+def generation(deployment: Mapping[str, Any] | None) -> int:
+    """A Deployment's ``metadata.generation`` (0 for none): the baseline before an update."""
+    return int(((deployment or {}).get("metadata") or {}).get("generation") or 0)
+
+
+def deadline_exceeded(deployment: Mapping[str, Any] | None, baseline_generation: int) -> str | None:
+    """Kubernetes' message when it gave up on the rollout that started after ``baseline_generation``, else None.
+
+    That is: the Deployment changed since (its ``generation`` is above the baseline), the controller has seen the
+    change (``observedGeneration``), and its ``Progressing`` condition's reason is ``ProgressDeadlineExceeded``.
+    A condition left by an earlier rollout, or not yet updated for this one, does not count.
+    """
+    if deployment is None:
+        return None
+    current = generation(deployment)
+    status = deployment.get("status") or {}
+    if current <= baseline_generation or int(status.get("observedGeneration") or 0) < current:
+        return None
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == PROGRESSING and condition.get("reason") == PROGRESS_DEADLINE:
+            return str(condition.get("message") or "")
+    return None
 
 
 def _owned_by(pod: Mapping[str, Any], uid: str) -> bool:
@@ -382,6 +423,8 @@ class Reads(Protocol):
 
     def replica_sets(self, selector: str) -> list[dict[str, Any]]: ...
 
+    def deployment(self, name: str) -> dict[str, Any] | None: ...
+
     def pods(self, selector: str) -> list[dict[str, Any]]: ...
 
     def events(self, field_selector: str | None = None) -> list[dict[str, Any]]: ...
@@ -452,12 +495,14 @@ def diagnose(
 
 
 class Watcher:
-    """Polls a Deployment's new pods while an update waits for its rollout, and calls ``on_terminal`` once.
+    """Polls a Deployment's new pods while an update waits for its rollout, and calls ``on_over`` once.
 
-    ``start`` takes the baseline revision (before the update changes the Deployment); then every ``interval``
-    seconds (``POLL_SECONDS``) it diagnoses, until ``stop``, the first terminal diagnosis, or ``max_seconds``. It
-    never raises into the update: a failed read is kept in ``problem`` and the next poll tries again. Usable for any
-    Deployment: it needs only its label selector.
+    ``start`` takes the baseline revision and generation (before the update changes the Deployment); then every
+    ``interval`` seconds (``POLL_SECONDS``) it diagnoses, until ``stop``, the first diagnosis that is ``over`` (a
+    terminal cause, or Kubernetes' progress deadline passed), or ``max_seconds``. It never raises into the update: a
+    failed read is kept in ``problem`` and the next poll tries again. It needs the Deployment's label selector, and
+    its name (``deployment``) to read the progress deadline's verdict: without a name, or when ``get deployments``
+    is refused, only terminal causes end the wait.
     """
 
     def __init__(
@@ -465,24 +510,26 @@ class Watcher:
         connect: Callable[[], Reads],
         label_selector: str,
         *,
-        on_terminal: Callable[[Diagnosis], None],
+        on_over: Callable[[Diagnosis], None],
+        deployment: str = "",
         interval: float = POLL_SECONDS,
         max_seconds: float = 3600.0,
     ) -> None:
         self._connect = connect
         self._selector = label_selector
-        self._on_terminal = on_terminal
+        self._deployment = deployment
+        self._on_over = on_over
         self._interval = interval
         self._max_seconds = max_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cluster: Reads | None = None
         self.baseline_revision = 0
+        self.baseline_generation = 0
         self.since = datetime.now(UTC)
         self.latest = Diagnosis()
-        self.terminal: Diagnosis | None = None
-        #: When the terminal diagnosis was found (``time.monotonic``), or None.
-        self.terminal_at: float | None = None
+        #: The diagnosis that ended the wait (``Diagnosis.over``), or None.
+        self.ended: Diagnosis | None = None
         self.problem = ""
         self.refused: tuple[str, ...] = ()
 
@@ -508,6 +555,16 @@ class Watcher:
         except Exception as error:  # a watcher must never stop the update it watches
             self.problem = f"{type(error).__name__}: {error}"
             return False
+        if self._deployment:
+            try:
+                self.baseline_generation = generation(self._cluster.deployment(self._deployment))
+            except Refused as error:
+                # The causes can still be read: only the deadline's verdict is left to Pulumi's own timeout.
+                self.refused = (error.permission,)
+                self._deployment = ""
+            except Exception as error:
+                self.problem = f"{type(error).__name__}: {error}"
+                self._deployment = ""
         return True
 
     def _run(self) -> None:
@@ -522,21 +579,28 @@ class Watcher:
                 self.problem = f"{type(error).__name__}: {error}"
                 continue
             self.latest = found
-            if found.terminal:
-                self.terminal, self.terminal_at = found, time.monotonic()
-                self._on_terminal(found)
+            if found.over:
+                self.ended = found
+                self._on_over(found)
                 return
 
     def _diagnose(self, cluster: Reads) -> Diagnosis:
-        return diagnose(cluster, self._selector, baseline_revision=self.baseline_revision, since=self.since)
+        found = diagnose(cluster, self._selector, baseline_revision=self.baseline_revision, since=self.since)
+        if self.refused:
+            found = replace(found, refused=tuple(dict.fromkeys((*self.refused, *found.refused))))
+        if not self._deployment:
+            return found
+        message = deadline_exceeded(cluster.deployment(self._deployment), self.baseline_generation)
+        return found if message is None else replace(found, deadline=message)
 
     def stop(self) -> Diagnosis:
-        """Stop polling; the final diagnosis: the terminal one, else a fresh read (the latest if that fails)."""
+        """Stop polling; the final diagnosis: the one that ended the wait, else a fresh read (the latest if that
+        fails)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        if self.terminal is not None:
-            return self.terminal
+        if self.ended is not None:
+            return self.ended
         if self._cluster is None:
             return Diagnosis(refused=self.refused)
         try:

@@ -115,6 +115,8 @@ class FakeStack:
     #: The resources of its current state, and of the state each release (by number) left, as a backend kept it.
     state: list[Mapping[str, Any]] = field(default_factory=list)
     recorded: dict[int, list[Mapping[str, Any]]] = field(default_factory=dict)
+    #: The causes ``record_cause`` kept (a stack's tags), by release number.
+    causes: dict[int, str] = field(default_factory=dict)
     #: What ``preview_with`` reports.
     preview_report: engine.Report = field(default_factory=lambda: engine.Report(summary=engine.Summary({"same": 7})))
 
@@ -141,6 +143,13 @@ class FakeStack:
     def set_config(self, key: str, value: str) -> None:
         self.calls.append(f"set {key}={value}")
         self.values[config_key(key)] = value
+
+    def record_cause(self, number: int, cause: str) -> None:
+        self.calls.append(f"record cause of release {number}")
+        self.causes[number] = cause
+
+    def recorded_causes(self) -> dict[int, str]:
+        return dict(self.causes)
 
     def preview(self) -> None:
         self.calls.append("preview")

@@ -71,6 +71,9 @@ class FakeCluster:
     def replica_sets(self, selector: str) -> list[dict[str, Any]]:
         return []
 
+    def deployment(self, name: str) -> dict[str, Any] | None:
+        return None
+
     def events(self, field_selector: str | None = None) -> list[dict[str, Any]]:
         return []
 

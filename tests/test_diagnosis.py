@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -290,6 +291,10 @@ class FakeCluster:
         self._check("list", "replicasets")
         return list(self.case["replicaSets"])
 
+    def deployment(self, name: str) -> dict[str, Any] | None:
+        self._check("get", "deployments")
+        return None
+
     def pods(self, selector: str) -> list[dict[str, Any]]:
         self._check("list", "pods")
         return list(self.case["pods"])
@@ -355,7 +360,7 @@ def test_a_refused_read_is_printed_with_the_permission_it_needs() -> None:
 
 def watch(case: dict[str, Any], connect: Callable[[], Any]) -> tuple[Watcher, list[Diagnosis]]:
     seen: list[Diagnosis] = []
-    watcher = Watcher(connect, "selector", on_terminal=seen.append, interval=0.01, max_seconds=5)
+    watcher = Watcher(connect, "selector", on_over=seen.append, interval=0.01, max_seconds=5)
     watcher.start()
     return watcher, seen
 
@@ -383,7 +388,7 @@ def test_the_watcher_reports_a_terminal_cause_once() -> None:
         seen.append(found)
         reported.set()
 
-    watcher = Watcher(lambda: Rolling(before, during), "selector", on_terminal=terminal, interval=0.01, max_seconds=30)
+    watcher = Watcher(lambda: Rolling(before, during), "selector", on_over=terminal, interval=0.01, max_seconds=30)
     watcher.start()
     assert reported.wait(timeout=30)
     final = watcher.stop()
@@ -402,3 +407,113 @@ def test_a_watcher_that_cannot_connect_never_stops_the_update() -> None:
 
     watcher, seen = watch(recorded("never-pull"), unreachable)
     assert (watcher.stop(), seen, watcher.problem) == (Diagnosis(), [], "OSError: connection refused")
+
+
+# Kubernetes' progress deadline: the Deployment's own verdict ends the wait for a rollout that makes no progress.
+
+TIMED_OUT = 'ReplicaSet "k8s-demo-deployment-5c9" has timed out progressing.'
+
+
+def deployment(generation: int, observed: int, reason: str, message: str = TIMED_OUT) -> dict[str, Any]:
+    """A Deployment as the API returns it, with its Progressing condition."""
+    condition = {"type": "Progressing", "status": "False", "reason": reason, "message": message}
+    return {
+        "metadata": {"name": "k8s-demo-deployment", "generation": generation},
+        "status": {"observedGeneration": observed, "conditions": [condition]},
+    }
+
+
+def test_the_deadline_of_the_rollout_the_update_started_is_kubernetes_message() -> None:
+    assert diagnosis.deadline_exceeded(deployment(5, 5, "ProgressDeadlineExceeded"), 4) == TIMED_OUT
+
+
+def test_a_deadline_left_by_an_earlier_rollout_does_not_count() -> None:
+    assert diagnosis.deadline_exceeded(deployment(4, 4, "ProgressDeadlineExceeded"), 4) is None
+
+
+def test_a_deadline_not_yet_reobserved_after_the_change_does_not_count() -> None:
+    assert diagnosis.deadline_exceeded(deployment(5, 4, "ProgressDeadlineExceeded"), 4) is None
+
+
+def test_a_rollout_still_progressing_has_no_deadline() -> None:
+    assert diagnosis.deadline_exceeded(deployment(5, 5, "ReplicaSetUpdated"), 4) is None
+
+
+def test_no_deployment_has_no_deadline() -> None:
+    assert diagnosis.deadline_exceeded(None, 0) is None
+
+
+def test_the_baseline_generation_is_the_deployments_and_zero_for_none() -> None:
+    assert (diagnosis.generation(deployment(7, 7, "x")), diagnosis.generation(None)) == (7, 0)
+
+
+def test_a_diagnosis_past_the_deadline_is_over_but_not_terminal() -> None:
+    found = Diagnosis(deadline=TIMED_OUT)
+    assert (found.over, found.terminal, found.as_json()["progressDeadlineExceeded"]) == (True, False, TIMED_OUT)
+
+
+class Stuck(Rolling):
+    """A rollout whose pods wait (no node has room) and whose Deployment passes its progress deadline."""
+
+    def __init__(self, before: dict[str, Any], during: dict[str, Any], refuse: tuple[str, ...] = ()) -> None:
+        super().__init__(before, during)
+        self.refuse = refuse
+        self.deployment_reads = 0
+
+    def deployment(self, name: str) -> dict[str, Any] | None:
+        self._check("get", "deployments")
+        self.deployment_reads += 1
+        # The first read is the baseline (generation 4); the third poll finds the deadline passed.
+        if self.deployment_reads == 1:
+            return deployment(4, 4, "NewReplicaSetAvailable", "")
+        return deployment(5, 5, "ProgressDeadlineExceeded" if self.deployment_reads >= 4 else "ReplicaSetUpdated")
+
+
+def stuck_case() -> tuple[dict[str, Any], dict[str, Any]]:
+    # No room on a node: the pods' own status says so (the watcher counts only events newer than its start).
+    during = recorded("unschedulable")
+    old = [rs for rs in during["replicaSets"] if diagnosis.revision(rs) <= during["baselineRevision"]]
+    return dict(during, replicaSets=old), during
+
+
+def test_the_watcher_ends_the_wait_once_kubernetes_gave_up() -> None:
+    before, during = stuck_case()
+    cluster = Stuck(before, during)
+    ended = threading.Event()
+    seen: list[Diagnosis] = []
+
+    def over(found: Diagnosis) -> None:
+        seen.append(found)
+        ended.set()
+
+    watcher = Watcher(
+        lambda: cluster, "selector", deployment="k8s-demo-deployment", on_over=over, interval=0.01, max_seconds=30
+    )
+    watcher.start()
+    assert ended.wait(timeout=30)
+    final = watcher.stop()
+    assert (len(seen), final.deadline, final.terminal, [c.name for c in final.causes], watcher.baseline_generation) == (
+        1,
+        TIMED_OUT,
+        False,
+        ["FailedScheduling"],
+        4,
+    )
+
+
+def test_a_watcher_refused_the_deployment_waits_on_and_names_get_deployments() -> None:
+    before, during = stuck_case()
+    cluster = Stuck(before, during, refuse=("get deployments",))
+    seen: list[Diagnosis] = []
+    watcher = Watcher(
+        lambda: cluster, "selector", deployment="k8s-demo-deployment", on_over=seen.append, interval=0.01, max_seconds=5
+    )
+    watcher.start()
+    time.sleep(0.3)
+    final = watcher.stop()
+    assert (seen, final.deadline, final.refused, [c.name for c in final.causes]) == (
+        [],
+        "",
+        ("get deployments",),
+        ["FailedScheduling"],
+    )

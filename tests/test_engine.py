@@ -19,8 +19,8 @@ import pytest
 from pulumi import automation as auto
 
 from ops import engine
+from ops.diagnosis import PROGRESS_DEADLINE
 from ops.releases.command import PulumiStack
-from ops.releases.model import PROGRESS_DEADLINE
 from project import DEPLOYMENT_TYPE, IMAGE_TYPE, STACK_TYPE
 from tests.releases_fakes import EventStack, diagnostic_event, step_event, step_failed_event
 

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from ops import engine
+from ops.diagnosis import PROGRESS_DEADLINE
 from ops.releases.__main__ import main
 from ops.releases.command import UpOutcome, history_command, rollback_command
-from ops.releases.model import PROGRESS_DEADLINE, Refusal, RolloutFailure, release_message
+from ops.releases.model import Refusal, RolloutFailure, release_message
 from ops.releases.promote import PromoteResult, print_promote, promote
 from ops.releases.promotion import DIGEST_KEY, PromotedImage
 from project import IMAGE_TYPE, STACK_TYPE, config_key, stack_file_config

@@ -10,7 +10,9 @@ import pytest
 from pulumi import automation as auto
 
 from ops import engine, update_flags
-from ops.diagnosis import Cause, Diagnosis
+from ops.cluster import Cluster
+from ops.cluster import Target as ClusterTarget
+from ops.diagnosis import PROGRESS_DEADLINE, Cause, Diagnosis
 from ops.image_check import ImageCheck
 from ops.releases.__main__ import main
 from ops.releases.command import (
@@ -18,10 +20,12 @@ from ops.releases.command import (
     UpOutcome,
     history_command,
     rollback_command,
+    stop_reason,
+    stopped_verdict,
     up_command,
 )
-from ops.releases.model import IMAGE_TAG_KEY, PROGRESS_DEADLINE, Refusal, RolloutFailure
-from project import DEPLOYMENT_TYPE, IMAGE_TYPE
+from ops.releases.model import IMAGE_TAG_KEY, Refusal, RolloutFailure
+from project import DEPLOYMENT_TYPE, IMAGE_TYPE, config_key, stack_file_config
 from tests.releases_fakes import (
     EventStack,
     FakeStack,
@@ -646,3 +650,130 @@ def test_a_refused_read_is_named_and_kubernetes_verdict_stands(capsys: pytest.Ca
         "error: release 4 (tag 0.4-crash) failed: "
         'ProgressDeadlineExceeded: ReplicaSet "k8s-demo-deployment-7d9" has timed out progressing.'
     )
+
+
+WAITING = Cause(
+    name="ReadinessProbeFailed",
+    pods=3,
+    sample="k8s-demo-deployment-5c9-abcde",
+    message="Readiness probe failed: HTTP probe failed with statuscode: 500",
+    terminal=False,
+)
+GAVE_UP = Diagnosis(replica_set="k8s-demo-deployment-5c9", causes=(WAITING,), deadline=DEADLINE.message)
+
+
+def test_an_update_stopped_at_the_progress_deadline_takes_kubernetes_verdict() -> None:
+    outcome = PulumiStack(cast(auto.Stack, EventStack([])), watch=False).outcome(
+        engine.report_from_events(ROLLOUT_TIMES_OUT), GAVE_UP, stopped=True
+    )
+    assert (outcome.rollout, outcome.stopped) == (DEADLINE, True)
+
+
+def test_the_stop_at_the_deadline_says_kubernetes_gave_up_and_on_what_the_pods_wait() -> None:
+    assert stop_reason(GAVE_UP).splitlines() == [
+        'Kubernetes gave up on the rollout: ProgressDeadlineExceeded: ReplicaSet "k8s-demo-deployment-7d9" has '
+        "timed out progressing.",
+        "Its new pods are waiting on: ReadinessProbeFailed (3 pods): Readiness probe failed: HTTP probe failed with "
+        "statuscode: 500",
+    ]
+
+
+def test_a_terminal_cause_is_the_stop_reason_even_past_the_deadline() -> None:
+    both = Diagnosis(causes=(CRASH,), deadline=DEADLINE.message)
+    assert (stop_reason(both), str(stopped_verdict(both))) == (
+        f"The rollout cannot succeed: {CRASH.headline()}",
+        f"stopped waiting, the rollout cannot succeed: {CRASH.headline()}",
+    )
+
+
+def test_a_release_stopped_at_the_deadline_names_its_cause_under_the_verdict(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stopped = UpOutcome(False, rollout=DEADLINE, diagnosis=GAVE_UP, stopped=True)
+    _, _, err = crashed_up(capsys, stopped, OK)
+    assert err.splitlines()[:2] == [
+        "error: release 4 (tag 0.4-crash) failed: "
+        'ProgressDeadlineExceeded: ReplicaSet "k8s-demo-deployment-7d9" has timed out progressing.',
+        f"  cause: {WAITING.headline()}",
+    ]
+
+
+# The stack's config: read once per command; the watcher's namespace as the settings resolve it.
+
+
+class ConfigStack:
+    """An Automation API stack's config: counts the reads (each decrypts the stack's secrets)."""
+
+    name = "dev"
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = dict(values)
+        self.reads = 0
+
+    def get_all_config(self) -> dict[str, auto.ConfigValue]:
+        self.reads += 1
+        return {key: auto.ConfigValue(value) for key, value in self.values.items()}
+
+    def set_config(self, key: str, value: auto.ConfigValue) -> None:
+        self.values[key] = value.value
+
+
+def test_the_config_is_read_once_until_the_command_changes_it() -> None:
+    stack = ConfigStack(stack_file_config("dev"))
+    deployer = PulumiStack(cast(auto.Stack, stack), watch=False)
+    deployer.config()
+    deployer.config()
+    deployer.set_image_tag("0.7")
+    assert (deployer.config()[IMAGE_TAG_KEY], stack.reads) == ("0.7", 2)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "expected"),
+    [("", "k8s-demo-dev"), ("team-a", "team-a")],
+)
+def test_the_watcher_reads_the_namespace_the_settings_resolve(
+    namespace: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = ConfigStack({**stack_file_config("dev"), config_key("namespace"): namespace})
+    targets: list[ClusterTarget] = []
+    monkeypatch.setattr(Cluster, "connect", staticmethod(targets.append))
+    watcher, _ = PulumiStack(cast(auto.Stack, stack)).watcher(fail_fast=True)
+    watcher._connect()
+    assert targets == [ClusterTarget(namespace=expected)]
+
+
+# Causes kept as stack tags: make history has one line of cause per failed release, whatever followed it.
+
+
+def test_without_rollback_the_failed_releases_cause_is_kept_as_a_tag(capsys: pytest.CaptureFixture[str]) -> None:
+    stack = three_releases()
+    stack.values["k8s-demo:rollbackOnFailure"] = "false"
+    stack.outcomes = [UpOutcome(False, rollout=DEADLINE, diagnosis=GAVE_UP)]
+    up(stack)
+    assert stack.causes == {4: WAITING.headline()}
+
+
+def test_history_shows_a_tagged_cause_under_its_failed_release(capsys: pytest.CaptureFixture[str]) -> None:
+    stack = FakeStack([update("10:01", tag="0.1"), update("10:02", tag="0.2", result="failed")])
+    stack.causes = {2: "ErrImageNeverPull (3 pods): Container image is not present with pull policy of Never"}
+    history_command(stack, no_git, as_json=True)
+    printed = json.loads(capsys.readouterr().out)
+    assert [(r["release"], r["cause"]) for r in printed] == [
+        (2, "ErrImageNeverPull (3 pods): Container image is not present with pull policy of Never"),
+        (1, ""),
+    ]
+
+
+def test_a_failed_rollback_keeps_its_cause(capsys: pytest.CaptureFixture[str]) -> None:
+    stack = three_releases()
+    stack.outcomes = [UpOutcome(False, rollout=DEADLINE, diagnosis=CRASHED)]
+    rollback(stack, "1")
+    assert stack.causes == {4: CRASH.headline()}
+
+
+def test_a_failure_without_a_cause_found_keeps_no_tag(capsys: pytest.CaptureFixture[str]) -> None:
+    stack = three_releases()
+    stack.values["k8s-demo:rollbackOnFailure"] = "false"
+    stack.outcomes = [ROLLOUT_FAILED]
+    up(stack)
+    assert stack.causes == {}

@@ -10,14 +10,16 @@ from pulumi import automation as auto
 
 from components.settings import load_settings
 from components.values import TAG_RULE
+from ops.diagnosis import PROGRESS_DEADLINE
 from ops.releases.model import (
-    PROGRESS_DEADLINE,
     AppVersionAt,
     PushRefusal,
     Refusal,
     Release,
     auto_rollback_target,
     cause_line,
+    cause_tag_value,
+    causes_in_tags,
     push_refusal,
     release_message,
     releases,
@@ -446,3 +448,32 @@ def test_an_unknown_push_error_is_given_without_a_hint() -> None:
 def test_a_failed_build_is_not_a_failed_push() -> None:
     build = "error reading build output: executor failed running [/bin/sh -c exit 3]: exit code: 3"
     assert push_refusal([build], REGISTRY) is None
+
+
+# Causes kept as stack tags (k8s-demo:cause-N).
+
+
+def test_a_cause_fits_pulumis_256_byte_tag_value_cut_on_a_character() -> None:
+    value = cause_tag_value("é" * 300)
+    assert (len(value.encode("utf-8")), value.endswith("…"), value[:-1] == "é" * 126) == (255, True, True)
+
+
+def test_a_short_cause_is_kept_on_one_line_as_it_is() -> None:
+    assert (
+        cause_tag_value("CrashLoopBackOff (1 pod):\n  last log line: x") == "CrashLoopBackOff (1 pod): last log line: x"
+    )
+
+
+def test_only_cause_tags_of_numbered_releases_are_read() -> None:
+    tags = {"k8s-demo:cause-4": "a", "k8s-demo:cause-x": "b", "pulumi:project": "k8s-demo", "other:cause-5": "c"}
+    assert causes_in_tags(tags) == {4: "a"}
+
+
+def test_a_cause_in_a_later_message_wins_over_a_tag() -> None:
+    history = [
+        update("10:01", tag="0.1"),
+        update("10:02", tag="0.2", result="failed"),
+        update("10:03", tag="0.1", message="automatic rollback\nrelease 2 failed: from the message"),
+    ]
+    found = releases(history, no_git, {2: "from the tag"})
+    assert [r.cause for r in found] == ["", "from the message", ""]

@@ -35,11 +35,12 @@ from pulumi import automation as auto
 from components.labels import selector_labels
 from components.rollout import CANARY
 from components.settings import APP_VERSION_TAG, Settings, StackConfig, load_settings
-from components.values import default_namespace, registry_host
+from components.values import registry_host
+from components.webapp import DEPLOYMENT_NAME
 from ops import diagnosis, engine
 from ops.cluster import Cluster
 from ops.cluster import Target as ClusterTarget
-from ops.diagnosis import Diagnosis
+from ops.diagnosis import PROGRESS_DEADLINE, Diagnosis
 from ops.image_check import ImageCheck
 from ops.releases.model import (
     IMAGE_DIGEST_KEY,
@@ -53,6 +54,9 @@ from ops.releases.model import (
     Target,
     auto_rollback_target,
     cause_line,
+    cause_tag,
+    cause_tag_value,
+    causes_in_tags,
     push_refusal,
     release_message,
     releases,
@@ -63,7 +67,7 @@ from ops.releases.model import (
 )
 from ops.releases.promotion import DIGEST_KEY, history_dir, recorded_resources, stack_file_with
 from ops.update_flags import UpdateFlags
-from project import APP_DIR, DEPLOYMENT_TYPE, IMAGE_TYPE, NAME, ROOT, VERSION_FILE, config_key
+from project import APP_DIR, DEPLOYMENT_TYPE, IMAGE_TYPE, NAME, ROOT, VERSION_FILE, config_key, read_app_version
 
 #: How to release again after an automatic rollback, in every such message.
 RELEASE_AGAIN = (
@@ -114,6 +118,14 @@ class Deployer(Protocol):
 
     def set_config(self, key: str, value: str) -> None:
         """Write one plain value to the stack's config; ``key`` is short (``imageDigest``)."""
+        ...
+
+    def record_cause(self, number: int, cause: str) -> None:
+        """Keep why release ``number`` failed beside the stack (a stack tag), for ``make history``."""
+        ...
+
+    def recorded_causes(self) -> dict[int, str]:
+        """The causes ``record_cause`` kept, by release number."""
         ...
 
     def preview(self) -> None:
@@ -180,6 +192,7 @@ class PulumiStack:
         self._flags = flags or UpdateFlags()
         self._output = output
         self._watch = watch
+        self._config: dict[str, str] | None = None
 
     @classmethod
     def open(
@@ -203,13 +216,31 @@ class PulumiStack:
         return engine.history(self._stack)
 
     def config(self) -> dict[str, str]:
-        return engine.config(self._stack)
+        """The stack's config, read once until this object changes it: each read decrypts the stack's secrets
+        (``pulumi config --show-secrets``; about 0.3 s with a passphrase)."""
+        if self._config is None:
+            self._config = engine.config(self._stack)
+        return dict(self._config)
 
     def set_image_tag(self, tag: str) -> None:
-        engine.set_config(self._stack, IMAGE_TAG_KEY, tag)
+        self.set_config("imageTag", tag)
 
     def set_config(self, key: str, value: str) -> None:
         engine.set_config(self._stack, config_key(key), value)
+        self._config = None
+
+    def record_cause(self, number: int, cause: str) -> None:
+        try:
+            self._stack.set_tag(cause_tag(number), cause_tag_value(cause))
+        except auto.CommandError as error:
+            # The cause was printed already; only history will lack it.
+            _print_error(f"warning: could not keep release {number}'s cause as a stack tag: {error}")
+
+    def recorded_causes(self) -> dict[int, str]:
+        try:
+            return causes_in_tags(self._stack.list_tags())
+        except auto.CommandError:
+            return {}
 
     def resources(self) -> list[Mapping[str, Any]]:
         return engine.resources(self._stack)
@@ -256,10 +287,9 @@ class PulumiStack:
 
     def watcher(self, *, fail_fast: bool) -> tuple[diagnosis.Watcher, threading.Event]:
         """A watcher of the stack's Deployment (``ops.diagnosis``) and the event it sets when it stopped the update:
-        with ``fail_fast``, on the first terminal cause."""
-        config = self.config()
-        namespace = config.get(config_key("namespace")) or default_namespace(NAME, self.name)
-        target = ClusterTarget.of_stack(config, namespace)
+        with ``fail_fast``, on the first terminal cause or once Kubernetes' progress deadline has passed."""
+        namespace = validated(self, read_app_version()).namespace
+        target = ClusterTarget.of_stack(self.config(), namespace)
         stopped = threading.Event()
 
         def connect() -> Cluster:
@@ -268,12 +298,12 @@ class PulumiStack:
         def stop(found: Diagnosis) -> None:
             if not fail_fast:
                 return
-            self._output(f"\nThe rollout cannot succeed: {found.headline()}\nStopping the update (as Ctrl-C does)...\n")
+            self._output(f"\n{stop_reason(found)}\nStopping the update (as Ctrl-C does)...\n")
             if engine.cancel_update():
                 stopped.set()
 
         label_selector = diagnosis.selector(selector_labels(namespace))
-        return diagnosis.Watcher(connect, label_selector, on_terminal=stop), stopped
+        return diagnosis.Watcher(connect, label_selector, deployment=DEPLOYMENT_NAME, on_over=stop), stopped
 
     def outcome(self, report: engine.Report, found: Diagnosis | None = None, *, stopped: bool = False) -> UpOutcome:
         """What the update of ``report`` did; for a failed rollout, Kubernetes' verdict from the stack's state.
@@ -289,13 +319,38 @@ class PulumiStack:
             return UpOutcome(False, image_errors=image_errors)
         step, errors = deployment
         if stopped and found is not None:
-            # The state keeps the Deployment as it was before (the await was cancelled): the cause is the verdict.
-            verdict = RolloutFailure(error=f"stopped waiting, the rollout cannot succeed: {found.headline()}")
+            # The state keeps the Deployment as it was before (the await was cancelled): the verdict is the watcher's.
+            verdict = stopped_verdict(found)
             return UpOutcome(False, rollout=verdict, image_errors=image_errors, diagnosis=found, stopped=True)
         # The Kubernetes provider records the live Deployment of a failed await, status included.
         status = deployment_status(engine.resources(self._stack), step.urn)
         rollout = rollout_failure(status, errors[0] if errors else "")
         return UpOutcome(False, rollout=rollout, image_errors=image_errors, diagnosis=found)
+
+
+def stop_reason(found: Diagnosis) -> str:
+    """Why the watcher stops the update: a terminal cause, else Kubernetes' progress deadline and what it waited on."""
+    if found.terminal or not found.deadline:
+        return f"The rollout cannot succeed: {found.headline()}"
+    waiting = f"\nIts new pods are waiting on: {found.headline()}" if found.causes else ""
+    return f"Kubernetes gave up on the rollout: {PROGRESS_DEADLINE}: {found.deadline}{waiting}"
+
+
+def stopped_verdict(found: Diagnosis) -> RolloutFailure:
+    """The verdict on an update the watcher stopped: Kubernetes' own when its deadline passed, else the cause."""
+    if found.terminal or not found.deadline:
+        return RolloutFailure(error=f"stopped waiting, the rollout cannot succeed: {found.headline()}")
+    return RolloutFailure(PROGRESS_DEADLINE, found.deadline)
+
+
+def keep_cause(deployer: Deployer, number: int, outcome: UpOutcome) -> None:
+    """Keep the cause of release ``number`` when its rollout failed and its new pods showed one (``record_cause``).
+
+    Whatever follows (an automatic rollback, nothing at all with ``rollbackOnFailure: false``, another failure),
+    ``make history`` then has one line of cause for it.
+    """
+    if not outcome.succeeded and outcome.diagnosis is not None and outcome.diagnosis.causes:
+        deployer.record_cause(number, outcome.diagnosis.headline())
 
 
 def git_app_version_at(commit: str) -> str | None:
@@ -363,7 +418,7 @@ class HistoryResult:
 
 def history(deployer: Deployer, app_version_at: AppVersionAt) -> HistoryResult:
     """The stack's releases."""
-    return HistoryResult(deployer.name, releases(deployer.history(), app_version_at))
+    return HistoryResult(deployer.name, releases(deployer.history(), app_version_at, deployer.recorded_causes()))
 
 
 def print_history(result: HistoryResult, *, as_json: bool) -> int:
@@ -437,6 +492,7 @@ def rollback(
     if config.get(IMAGE_DIGEST_KEY, "") != target.digest:
         deployer.set_config(DIGEST_KEY, target.digest)
     outcome = deployer.up(release_message(action, settings.image_repository, target.tag, deployer.name))
+    keep_cause(deployer, len(numbered) + 1, outcome)
     return RollbackResult(deployer.name, target, current, len(numbered) + 1, outcome)
 
 
@@ -523,6 +579,7 @@ def up(
         return UpResult(settings, outcome)
 
     failed = f"release {len(before) + 1} (tag {settings.image_tag})"
+    keep_cause(deployer, len(before) + 1, outcome)
     explained = diagnosis_text(failed, outcome)
     if explained:
         # Ahead of the rollback's own output and message, so the reader sees why first.
@@ -544,6 +601,7 @@ def up(
         # The failed update's own entry cannot be changed afterwards: its cause goes into the next one's message.
         recorded += "\n" + cause_line(len(before) + 1, outcome.diagnosis.headline())
     again = deployer.up(recorded, whole_stack=True)
+    keep_cause(deployer, len(before) + 2, again)
     return UpResult(settings, outcome, failed, decision, again, len(before) + 2)
 
 
@@ -596,8 +654,10 @@ def up_error(result: UpResult) -> str:
         # Otherwise not a rollout: bad config, a program error, an unreachable cluster; the engine said which above.
         return ""
     cause = ""
-    if not outcome.stopped and outcome.diagnosis is not None and outcome.diagnosis.causes:
-        cause = f"\n  cause: {outcome.diagnosis.headline()}"
+    headline = outcome.diagnosis.headline() if outcome.diagnosis is not None else ""
+    if headline and headline not in str(outcome.rollout):
+        # A verdict of Kubernetes' own (its progress deadline) says when, the cause says why.
+        cause = f"\n  cause: {headline}"
     return f"error: {result.failed} failed: {outcome.rollout}{cause}\n{_what_now(result)}"
 
 

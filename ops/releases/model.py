@@ -34,7 +34,8 @@ from pulumi import automation as auto
 from components.settings import APP_VERSION_TAG
 from components.values import image_tag_problem
 from components.webapp import ROLLOUT_COMPLETE_REASON
-from project import config_key
+from ops.diagnosis import PROGRESS_DEADLINE, PROGRESSING
+from project import NAME, config_key
 
 #: The history kind of a ``pulumi up``; the only kind that is a release.
 UPDATE = "update"
@@ -48,8 +49,6 @@ IMAGE_TAG_KEY = config_key("imageTag")
 IMAGE_DIGEST_KEY = config_key("imageDigest")
 #: Length of a commit shown in the table, as ``git log --oneline`` shows it.
 SHORT_COMMIT = 7
-#: The Deployment condition reason of a stalled rollout.
-PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
 #: Shown for a tag that history cannot tell.
 UNKNOWN_TAG = "?"
 
@@ -210,6 +209,37 @@ def causes_in(message: str) -> dict[int, str]:
     return {int(number): cause for number, cause in _CAUSE_LINE.findall(message)}
 
 
+#: The stack tag that keeps why release N failed (``k8s-demo:cause-N``): a failed update's own message cannot be
+#: changed afterwards, and no later update may carry it (``rollbackOnFailure: false``, a failed rollback).
+CAUSE_TAG_PREFIX = f"{NAME}:cause-"
+#: Pulumi's limit on a stack tag's value, in bytes (its ``ValidateStackTags``).
+TAG_VALUE_MAX = 256
+
+
+def cause_tag(number: int) -> str:
+    """The stack tag's name for release ``number``'s cause."""
+    return f"{CAUSE_TAG_PREFIX}{number}"
+
+
+def cause_tag_value(cause: str) -> str:
+    """``cause`` on one line, cut to ``TAG_VALUE_MAX`` bytes (UTF-8) with an ellipsis when longer."""
+    text = " ".join(cause.split())
+    if len(text.encode("utf-8")) <= TAG_VALUE_MAX:
+        return text
+    cut = text.encode("utf-8")[: TAG_VALUE_MAX - len("…".encode())].decode("utf-8", "ignore")
+    return cut + "…"
+
+
+def causes_in_tags(tags: Mapping[str, str]) -> dict[int, str]:
+    """The causes the stack's tags keep, by release number (``cause_tag``); other tags are left out."""
+    found = {}
+    for name, value in tags.items():
+        number = name.removeprefix(CAUSE_TAG_PREFIX)
+        if name.startswith(CAUSE_TAG_PREFIX) and number.isdigit():
+            found[int(number)] = value
+    return found
+
+
 def tag_in_message(message: str) -> str | None:
     """The tag a ``release_message`` names, or None for any other message."""
     match = _MESSAGE_IMAGE.search(message.strip().split("\n", 1)[0])
@@ -239,10 +269,16 @@ def _tag_of(
     return recorded_tag, version, f"app/VERSION at {short}"
 
 
-def releases(history: Sequence[auto.UpdateSummary], app_version_at: AppVersionAt) -> list[Release]:
-    """The updates of ``history`` (any order), oldest first, numbered from 1."""
+def releases(
+    history: Sequence[auto.UpdateSummary], app_version_at: AppVersionAt, tagged: Mapping[int, str] | None = None
+) -> list[Release]:
+    """The updates of ``history`` (any order), oldest first, numbered from 1.
+
+    A failed release's cause comes from a later update's message (``cause_line``), else from ``tagged``: the causes
+    the stack's tags keep (``causes_in_tags``).
+    """
     updates = sorted((h for h in history if h.kind == UPDATE), key=lambda h: h.start_time)
-    causes: dict[int, str] = {}
+    causes: dict[int, str] = dict(tagged or {})
     for update in updates:
         causes.update(causes_in(update.message or ""))
     found = []
@@ -413,10 +449,6 @@ def auto_rollback_target(before: Sequence[Release], failed_tag: str, failed_dige
             "the failure comes from another setting, which a rollback by tag cannot undo",
         )
     return AutoRollback(last)
-
-
-#: The Deployment condition that carries Kubernetes' verdict on a rollout.
-PROGRESSING = "Progressing"
 
 
 @dataclass(frozen=True)

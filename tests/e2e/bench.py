@@ -8,7 +8,8 @@
    in ``Pulumi.yaml``) and with that option removed: the price of seeing kubectl changes.
 4. ``make up`` of a tag that never becomes ready, with ``rollbackOnFailure``:
    from its start to the previous tag fully available again, against its
-   floor, the failing rollout's own timeout plus a rollout of the old tag.
+   floor, the Deployment's progress deadline (when Kubernetes gives up on the
+   rollout and ``make up`` stops waiting) plus a rollout of the old tag.
 5. Where one no-op update's and one rollout's time goes, from Pulumi's own trace, and each
    lever on that fixed cost A/B (``tests/e2e/bench_levers.py``).
 
@@ -31,10 +32,11 @@ Then on a sandbox with a real node (pods run nginx for real):
    and for CANARY_AFTER seconds after it returned.
 10. ``make up`` of a failing release, per cause, with ``rollbackOnFailure``:
    from its start until the previous tag is fully available again, against
-   step 4 of the same run (kwok's never-ready tag: the await timeout plus the
-   rollback, what every cause cost before the diagnosis) and the README's
-   56.9 s. A missing image and a crash loop are terminal (the update stops at
-   once); readiness answering 500 is not (it waits for the timeout).
+   step 4 of the same run (kwok's never-ready tag: the progress deadline plus
+   the rollback) and the README's 56.9 s, what every cause cost before the
+   diagnosis (Pulumi's await timeout plus the rollback). A missing image and a
+   crash loop are terminal (the update stops at once); readiness answering 500
+   is not (it waits for the progress deadline).
 
 Needs the sandbox tools (``make sandbox-tools``) and root; starts and removes its own clusters.
 """
@@ -120,11 +122,12 @@ def kubectl_release(cluster: Cluster, tag: str, workdir: Path) -> None:
     cluster.kubectl("rollout", "status", f"deployment/{DEPLOYMENT_NAME}", "-n", KUBECTL_NAMESPACE, "--timeout=300s")
 
 
-def failing_rollout_timeout() -> int:
-    """Pulumi's await timeout for the dev stack with the short pod-ready budget, from the settings themselves."""
+def failing_rollout_deadline() -> int:
+    """The dev stack's progressDeadlineSeconds with the short pod-ready budget, from the settings themselves: when
+    Kubernetes gives up on a rollout that makes no progress, and ``make up`` with it."""
     config = {**stack_file_config("dev"), config_key("podReadyTimeoutSeconds"): str(SHORT_POD_READY)}
     settings = load_settings(StackConfig(NAME, config), project=NAME, stack="dev", app_version=BENCH_APP_VERSION)
-    return settings.rollout.most_wait_seconds
+    return settings.rollout.progress_deadline_seconds
 
 
 def auto_rollback(project: Project, stack: auto.Stack) -> float:
@@ -210,7 +213,7 @@ def failure_rows(project: Project, cluster: Cluster, stack: auto.Stack, before: 
     causes = [
         ("missing image (terminal)", "0.9-missing"),
         ("crash loop (terminal)", crash.split(":", 1)[1]),
-        ("readiness answers 500 (waits)", unready.split(":", 1)[1]),
+        ("readiness answers 500 (deadline)", unready.split(":", 1)[1]),
     ]
     lines = [
         f"failed release -> previous tag fully available, per cause ({REPLICAS} pods, podReadyTimeoutSeconds "
@@ -409,9 +412,9 @@ def main() -> int:
             f"refresh costs {noop_preview / noop_preview_stale:.2f} x",
         ),
     ]
-    failing_timeout = failing_rollout_timeout()
-    rollback_floor = failing_timeout + ROLLOUT_FLOOR
-    rollback_label = f"floor: failing timeout {failing_timeout} s + rollout"
+    deadline = failing_rollout_deadline()
+    rollback_floor = deadline + ROLLOUT_FLOOR
+    rollback_label = f"floor: progress deadline {deadline} s + rollout"
     rows.append(("make up, failed rollout -> rolled back", rolled_back, f"{rolled_back / rollback_floor:.2f} x floor"))
     rows.append((rollback_label, float(rollback_floor), ""))
     print(

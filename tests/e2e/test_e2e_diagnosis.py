@@ -6,9 +6,10 @@ the quota an admin sets), five releases fail:
 
 - a missing image (``imageTag`` names a tag the node lacks; local images are never pulled): terminal;
 - a build whose nginx config fails at start: a crash loop, terminal after one restart, with nginx's log line;
-- a build whose health check answers 500: readiness fails, which is not terminal: the rollout waits to its end;
-- a CPU request no node has room for: ``FailedScheduling``, not terminal; the tag is the running one, so nothing
-  is rolled back and the user puts the setting back;
+- a build whose health check answers 500: readiness fails, which is not terminal: the update waits until
+  Kubernetes gives up on the rollout (its progress deadline, 2 x (4 + 3) = 14 s), then stops;
+- a CPU request no node has room for: ``FailedScheduling``, not terminal, so the same; the tag is the running
+  one, so nothing is rolled back and the user puts the setting back;
 - a namespace ResourceQuota full to its last pod, with ``maxUnavailable`` 0: ``FailedCreate``, terminal.
 
 For each: the cause named in ``make up``'s output and in its JSON (``OUT=``), how long the failed update ran
@@ -48,6 +49,8 @@ REPLICAS = 3
 POD_READY = 4
 #: Seconds within which make up stops an update once a terminal cause shows (the issue's bound).
 STOP_BOUND = 10
+#: The Deployment's progressDeadlineSeconds here: 2 x (podReadyTimeoutSeconds + minReadySeconds).
+DEADLINE = 2 * (POD_READY + 3)
 #: The figures of each case, for the record of a run.
 RECORD = REPO / "build" / "e2e" / "diagnosis.txt"
 #: nginx's words when its config has the unknown directive the crash case adds.
@@ -207,7 +210,8 @@ def test_a_crash_loop_is_rolled_back_and_only_0_1_answers(crash: Case) -> None:
     old_version_only(crash)
 
 
-# c. Readiness answering 500: not terminal, so the rollout waits to its end; the diagnosis comes with the verdict.
+# c. Readiness answering 500: not terminal, so the update waits for Kubernetes' verdict (its progress deadline), then
+# stops; the diagnosis comes with the verdict.
 
 
 @pytest.fixture(scope="module")
@@ -224,9 +228,11 @@ def test_failing_readiness_is_named_with_the_probes_message(unready: Case) -> No
     assert "Readiness probe failed: HTTP probe failed with statuscode: 500" in unready.output
 
 
-def test_failing_readiness_is_waited_for(unready: Case) -> None:
-    assert unready.result["update"]["stopped"] is False
-    assert unready.time_to_fail >= 2 * (POD_READY + 3), unready.failed_update
+def test_failing_readiness_is_waited_for_until_kubernetes_gives_up(unready: Case, e2e_cluster: Cluster) -> None:
+    update = unready.result["update"]
+    assert (update["stopped"], update["verdict"].split(":")[0]) == (True, "ProgressDeadlineExceeded"), update
+    # Not before the deadline (1 s timestamps), and within the bound after it.
+    assert DEADLINE - 1 <= stop_after_rollout_start(unready, e2e_cluster, "k8s-demo:0.4") <= DEADLINE + STOP_BOUND
 
 
 def test_failing_readiness_is_rolled_back_and_only_0_1_answers(unready: Case) -> None:
@@ -265,8 +271,14 @@ def test_no_room_is_named_with_the_schedulers_message(no_room: Case) -> None:
     assert "Insufficient cpu" in no_room.output
 
 
+def test_no_room_is_waited_for_until_kubernetes_gives_up(no_room: Case) -> None:
+    update = no_room.result["update"]
+    assert (update["stopped"], update["verdict"].split(":")[0]) == (True, "ProgressDeadlineExceeded"), update
+    assert no_room.time_to_fail >= DEADLINE - 1, no_room.failed_update
+
+
 def test_no_room_is_not_rolled_back_by_tag(no_room: Case) -> None:
-    assert (no_room.result["rollback"], no_room.result["update"]["stopped"]) == (None, False)
+    assert no_room.result["rollback"] is None
     assert "runs the same tag 0.1" in no_room.result["notRolledBack"]
 
 
@@ -316,11 +328,12 @@ def test_a_full_quota_is_rolled_back_and_only_0_1_answers(quota: Case, e2e_clust
 # make history: one line of cause per failed release.
 
 
-def test_history_shows_the_cause_of_each_rolled_back_release(quota: Case, e2e_project: Project) -> None:
+def test_history_shows_the_cause_of_each_failed_release(quota: Case, e2e_project: Project) -> None:
     done = run(e2e_project, ["make", "history"])
     causes = [line.split("cause: ", 1)[1].split(" ", 1)[0] for line in done.stdout.splitlines() if "cause: " in line]
-    # Newest first; the CPU case was not rolled back, so no later update recorded its cause.
-    assert causes == ["FailedCreate", "ReadinessProbeFailed", "CrashLoopBackOff", "ErrImageNeverPull"], done.stdout
+    # Newest first. The CPU case was not rolled back: no later update's message carries its cause, its stack tag does.
+    expected = ["FailedCreate", "FailedScheduling", "ReadinessProbeFailed", "CrashLoopBackOff", "ErrImageNeverPull"]
+    assert causes == expected, done.stdout
 
 
 def test_the_figures_are_recorded(quota: Case) -> None:
