@@ -36,7 +36,9 @@ Then on a sandbox with a real node (pods run nginx for real):
    the rollback) and the README's 56.9 s, what every cause cost before the
    diagnosis (Pulumi's await timeout plus the rollback). A missing image and a
    crash loop are terminal (the update stops at once); readiness answering 500
-   is not (it waits for the progress deadline).
+   is not (it waits for the progress deadline). Then a CPU request no node has
+   room for, on the running tag: ``make up`` fails at the progress deadline and
+   has nothing to roll back; the seconds until it returned.
 
 Needs the sandbox tools (``make sandbox-tools``) and root; starts and removes its own clusters.
 """
@@ -57,6 +59,7 @@ from pathlib import Path
 import yaml
 from pulumi import automation as auto
 
+from components.rollout import RolloutPlan
 from components.settings import StackConfig, load_settings
 from components.webapp import DEPLOYMENT_NAME
 from ops.offline import run_program
@@ -122,12 +125,22 @@ def kubectl_release(cluster: Cluster, tag: str, workdir: Path) -> None:
     cluster.kubectl("rollout", "status", f"deployment/{DEPLOYMENT_NAME}", "-n", KUBECTL_NAMESPACE, "--timeout=300s")
 
 
+def failing_rollout_timeout() -> int:
+    """Pulumi's await timeout for the dev stack with the short pod-ready budget: what a rollout that made no progress
+    waited before ``make up`` read Kubernetes' progress deadline."""
+    return _short_budget().most_wait_seconds
+
+
+def _short_budget() -> RolloutPlan:
+    config = {**stack_file_config("dev"), config_key("podReadyTimeoutSeconds"): str(SHORT_POD_READY)}
+    settings = load_settings(StackConfig(NAME, config), project=NAME, stack="dev", app_version=BENCH_APP_VERSION)
+    return settings.rollout
+
+
 def failing_rollout_deadline() -> int:
     """The dev stack's progressDeadlineSeconds with the short pod-ready budget, from the settings themselves: when
     Kubernetes gives up on a rollout that makes no progress, and ``make up`` with it."""
-    config = {**stack_file_config("dev"), config_key("podReadyTimeoutSeconds"): str(SHORT_POD_READY)}
-    settings = load_settings(StackConfig(NAME, config), project=NAME, stack="dev", app_version=BENCH_APP_VERSION)
-    return settings.rollout.progress_deadline_seconds
+    return _short_budget().progress_deadline_seconds
 
 
 def auto_rollback(project: Project, stack: auto.Stack) -> float:
@@ -205,6 +218,26 @@ def failing_release(project: Project, stack: auto.Stack, tag: str) -> float:
     return elapsed
 
 
+#: A CPU request (and limit) no node of the sandbox has room for: 64 cores.
+NO_ROOM_CPU = "64"
+
+
+def no_room_release(project: Project, stack: auto.Stack) -> float:
+    """``make up`` of a CPU request no node has room for, on the running tag: seconds until it returned, failed at
+    Kubernetes' progress deadline (nothing to roll back: the tag is the same). The setting is then put back."""
+    for key in ("cpuRequest", "cpuLimit"):
+        stack.set_config(key, auto.ConfigValue(NO_ROOM_CPU))
+    start = time.monotonic()
+    done = make(project, "up", "STACK=dev", "ARGS=--yes")
+    elapsed = time.monotonic() - start
+    for key in ("cpuRequest", "cpuLimit"):
+        stack.remove_config(key)
+    stack.up()
+    if done.returncode == 0 or "ProgressDeadlineExceeded" not in done.stderr:
+        raise RuntimeError(f"make up with no room did not fail at the deadline:\n{done.stdout}\n{done.stderr}")
+    return elapsed
+
+
 def failure_rows(project: Project, cluster: Cluster, stack: auto.Stack, before: float) -> list[str]:
     """Step 10: each cause's failed release through its rollback, against ``before`` (step 4 of this run)."""
     stack.set_config("podReadyTimeoutSeconds", auto.ConfigValue(str(SHORT_POD_READY)))
@@ -226,6 +259,13 @@ def failure_rows(project: Project, cluster: Cluster, stack: auto.Stack, before: 
         seconds = failing_release(project, stack, tag)
         ratios = f"{seconds / before:>10.2f} | {seconds / BEFORE_DIAGNOSIS_SECONDS:>8.2f}"
         lines.append(f"| {label:<32} | {seconds:>7.1f} | {ratios} |")
+    seconds = no_room_release(project, stack)
+    ratios = f"{seconds / before:>10.2f} | {seconds / BEFORE_DIAGNOSIS_SECONDS:>8.2f}"
+    lines.append(f"| {'no room (deadline, no rollback)':<32} | {seconds:>7.1f} | {ratios} |")
+    lines.append(
+        f"no room: make up returns failed, the running pods untouched; before the diagnosis it waited for Pulumi's "
+        f"await timeout, {failing_rollout_timeout()} s, against the progress deadline's {failing_rollout_deadline()} s"
+    )
     return lines
 
 
