@@ -28,7 +28,7 @@ settings = load_settings(
 
 def for_build(args: AppImageArgs) -> AppImageArgs:
     """``args`` with the platform to build for, when it builds: buildPlatform, else the platform of the engine that
-    builds it (DOCKER_HOST, the Docker context, the default socket)."""
+    builds it (the stack's docker:host, DOCKER_HOST, the Docker context, the default socket)."""
     if not args.build:
         return args
     if settings.build_platform:
@@ -36,7 +36,7 @@ def for_build(args: AppImageArgs) -> AppImageArgs:
     # Imported for a build only, as the Docker SDK is (components/image.py).
     from components import docker_engine  # noqa: PLC0415
 
-    return replace(args, platform=docker_engine.engine_platform())
+    return replace(args, platform=docker_engine.engine_platform(configured=settings.docker_host))
 
 
 image_args = for_build(

@@ -341,6 +341,9 @@ class Settings:
     read only by ``ops.releases up`` (``make up``): the program itself deploys
     the same objects either way. ``canary_image_tag`` is the tag of the canary
     pods to run beside the stable ones (its marker resolved), None for none.
+    ``docker_host`` is the Docker provider's ``docker:host`` in the same stack's
+    config, None when unset: the engine a build runs in, whose platform it
+    targets. The provider checks the value itself.
     """
 
     stack: str
@@ -358,6 +361,7 @@ class Settings:
     strategy: str
     canary: CanaryPlan
     canary_image_tag: str | None
+    docker_host: str | None = None
 
     @property
     def change_cause(self) -> str:
@@ -399,6 +403,18 @@ class StackConfig:
     def get(self, key: str) -> str | None:
         """The raw value of ``<name>:<key>``, or None when it is not set."""
         return self.values.get(f"{self.name}:{key}")
+
+
+#: The Docker provider's key for the engine it builds in.
+DOCKER_HOST_KEY = "docker:host"
+
+
+def provider_value(config: ConfigSource, key: str) -> str | None:
+    """A provider's key (``docker:host``) in the same stack's config as ``config``, None when unset or empty."""
+    if isinstance(config, StackConfig):
+        return config.values.get(key) or None
+    namespace, name = key.split(":", 1)
+    return pulumi.Config(namespace).get(name) or None
 
 
 def configured_keys(config: ConfigSource) -> set[str]:
@@ -500,6 +516,7 @@ def load_settings(
         ),
         rollback_on_failure=keys.rollback_on_failure,
         build_platform=None if keys.build_platform == ENGINE_PLATFORM else keys.build_platform,
+        docker_host=provider_value(config, DOCKER_HOST_KEY),
         strategy=keys.rollout_strategy,
         canary=CanaryPlan(
             replicas=keys.canary_replicas,

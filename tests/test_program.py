@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components import docker_engine
 from components.labels import INSTANCE, NAME
 from components.webapp import CONTAINER_PORT, HEALTH_PATH, PORT_NAME, RUN_AS_ID
 from ops.offline import MOCKED_ENGINE_PLATFORM, MOCKED_NODE_PORT, ClusterMocks, ProgramRun, run_program
@@ -176,6 +177,21 @@ def test_the_build_is_for_the_platform_of_the_engine_that_builds(dev: ProgramRun
 
 def test_build_platform_config_names_another_platform(run_dev_with: Callable[..., ProgramRun]) -> None:
     assert run_dev_with(buildPlatform="linux/arm64").one(IMAGE_TYPE).inputs["build"]["platform"] == "linux/arm64"
+
+
+def test_the_engine_asked_for_its_platform_is_the_stacks_docker_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str | None] = []
+
+    def platform(host: object = None, configured: str | None = None) -> str:
+        asked.append(configured)
+        return "linux/s390x"
+
+    monkeypatch.setattr(docker_engine, "engine_platform", platform)
+    run = run_program("dev", {**stack_file_config("dev"), "docker:host": "unix:///run/other-engine.sock"})
+    assert (asked, run.one(IMAGE_TYPE).inputs["build"]["platform"]) == (
+        ["unix:///run/other-engine.sock"],
+        "linux/s390x",
+    )
 
 
 def test_local_build_is_not_pushed_and_is_deployed_by_tag(dev: ProgramRun) -> None:

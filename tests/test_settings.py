@@ -453,3 +453,10 @@ def test_every_bad_canary_key_is_reported_at_once(load: Load) -> None:
     assert str(caught.value).splitlines()[0] == (
         "invalid configuration for stack 'dev' (3 problems); nothing was changed:"
     )
+
+
+@pytest.mark.parametrize(("host", "expected"), [("ssh://builder", "ssh://builder"), ("", None)])
+def test_the_docker_providers_host_comes_with_the_settings(host: str, expected: str | None) -> None:
+    values = {**stack_file_config("dev"), "docker:host": host}
+    settings = load_settings(StackConfig("k8s-demo", values), project="k8s-demo", stack="dev", app_version="0.2")
+    assert settings.docker_host == expected
