@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.github_api import ACTIONS_BOT, BODY_LIMIT, GitHubServer, Token, serving
+from tests.e2e.github_api import ACTIONS_BOT, BODY_LIMIT, GitHubServer, Token, blob_sha, serving
 
 BOT, READ_ONLY, PERSON = "b" * 40, "r" * 40, "p" * 40
 COMMENTS = "/repos/example/k8s-demo/issues/7/comments"
@@ -229,3 +230,80 @@ def test_an_issue_counts_its_comments(api: GitHubServer) -> None:
     number = payload(call(api, "POST", ISSUES, {"title": "Drift"}))["number"]
     call(api, "POST", f"{ISSUES}/{number}/comments", {"body": "closing"})
     assert payload(call(api, "GET", f"{ISSUES}/{number}"))["comments"] == 1
+
+
+# A repository's files: a branch, a file written on it, a pull request from it.
+
+REPO = "example/k8s-demo"
+STACK_FILE = b"config:\n  k8s-demo:imageTag: 0.1\n"
+
+
+def b64(content: bytes) -> str:
+    return base64.b64encode(content).decode("ascii")
+
+
+@pytest.fixture
+def seeded(api: GitHubServer) -> str:
+    """main with one file; its commit."""
+    return api.state.seed_branch(REPO, "main", {"Pulumi.prod.yaml": STACK_FILE})
+
+
+def test_a_branchs_ref_names_its_commit(api: GitHubServer, seeded: str) -> None:
+    status, body, _ = call(api, "GET", f"/repos/{REPO}/git/ref/heads/main")
+    assert (status, payload((status, body, {}))["object"]) == (
+        200,
+        {"type": "commit", "sha": seeded, "url": f"{api.url}/repos/{REPO}/git/commits/{seeded}"},
+    )
+
+
+def test_a_file_reads_back_base64_with_gits_blob_name(api: GitHubServer, seeded: str) -> None:
+    body = payload(call(api, "GET", f"/repos/{REPO}/contents/Pulumi.prod.yaml?ref=main"))
+    assert (base64.b64decode(str(body["content"])), body["sha"]) == (STACK_FILE, blob_sha(STACK_FILE))
+
+
+def test_a_file_written_on_a_new_branch_leaves_main_as_it_was(api: GitHubServer, seeded: str) -> None:
+    assert call(api, "POST", f"/repos/{REPO}/git/refs", {"ref": "refs/heads/pin", "sha": seeded})[0] == 201
+    new = b"config:\n  k8s-demo:imageTag: 0.2\n"
+    write = {"message": "pin", "content": b64(new), "sha": blob_sha(STACK_FILE), "branch": "pin"}
+    status, _, _ = call(api, "PUT", f"/repos/{REPO}/contents/Pulumi.prod.yaml", write)
+    assert (
+        status,
+        api.state.file_at(REPO, "pin", "Pulumi.prod.yaml"),
+        api.state.file_at(REPO, "main", "Pulumi.prod.yaml"),
+    ) == (
+        200,
+        new,
+        STACK_FILE,
+    )
+
+
+def test_a_write_over_a_file_changed_since_conflicts(api: GitHubServer, seeded: str) -> None:
+    write = {"message": "pin", "content": b64(b"x"), "sha": blob_sha(b"older"), "branch": "main"}
+    assert call(api, "PUT", f"/repos/{REPO}/contents/Pulumi.prod.yaml", write)[0] == 409
+
+
+def test_an_existing_branch_is_not_created_again(api: GitHubServer, seeded: str) -> None:
+    status, body, _ = call(api, "POST", f"/repos/{REPO}/git/refs", {"ref": "refs/heads/main", "sha": seeded})
+    assert (status, payload((status, body, {}))["message"]) == (422, "Reference already exists")
+
+
+def test_a_pull_request_is_opened_from_a_branch_with_a_change(api: GitHubServer, seeded: str) -> None:
+    call(api, "POST", f"/repos/{REPO}/git/refs", {"ref": "refs/heads/pin", "sha": seeded})
+    write = {"message": "pin", "content": b64(b"y"), "sha": blob_sha(STACK_FILE), "branch": "pin"}
+    call(api, "PUT", f"/repos/{REPO}/contents/Pulumi.prod.yaml", write)
+    opened = payload(call(api, "POST", f"/repos/{REPO}/pulls", {"title": "Pin", "head": "pin", "base": "main"}))
+    pulls = api.state.pull_requests(REPO)
+    assert [(p.head, p.base, i.title, i.login) for p, i in pulls] == [("pin", "main", "Pin", ACTIONS_BOT)]
+    assert opened["number"] == pulls[0][0].number
+
+
+def test_a_pull_request_without_a_change_is_refused(api: GitHubServer, seeded: str) -> None:
+    call(api, "POST", f"/repos/{REPO}/git/refs", {"ref": "refs/heads/same", "sha": seeded})
+    status, _, _ = call(api, "POST", f"/repos/{REPO}/pulls", {"title": "Pin", "head": "same", "base": "main"})
+    assert (status, api.state.pull_requests(REPO)) == (422, [])
+
+
+def test_a_read_only_token_writes_no_file(api: GitHubServer, seeded: str) -> None:
+    write = {"message": "pin", "content": b64(b"z"), "sha": blob_sha(STACK_FILE), "branch": "main"}
+    status, _, _ = call(api, "PUT", f"/repos/{REPO}/contents/Pulumi.prod.yaml", write, token=READ_ONLY)
+    assert (status, api.state.file_at(REPO, "main", "Pulumi.prod.yaml")) == (403, STACK_FILE)

@@ -25,6 +25,25 @@ https://docs.github.com/en/rest/issues/issues):
   ``state_reason`` (``completed``, ``not_planned``, ``reopened``) and ``labels``,
   and answers ``200`` and the issue.
 
+And of a repository's files (https://docs.github.com/en/rest/git/refs,
+https://docs.github.com/en/rest/repos/contents and
+https://docs.github.com/en/rest/pulls/pulls), for a job that proposes a change
+without git: the branches a test seeds (``GitHubState.seed_branch``), each
+commit the whole set of its files:
+
+- ``GET /repos/{owner}/{repo}/git/ref/heads/{branch}``: the branch's ref and commit;
+- ``POST /repos/{owner}/{repo}/git/refs`` with ``ref`` (``refs/heads/...``) and
+  ``sha`` (a commit): ``201 Created``; ``422 Reference already exists``;
+- ``GET /repos/{owner}/{repo}/contents/{path}?ref={branch}``: the file at the
+  branch's head (default: ``main``), base64, with its blob ``sha``;
+- ``PUT /repos/{owner}/{repo}/contents/{path}`` with ``message``, ``content``
+  (base64), ``branch`` and, to replace a file, its current blob ``sha``: a new
+  commit on the branch, ``200`` (``201`` for a new file) with the commit;
+  ``409`` when ``sha`` is not the file's, ``422`` when it is missing;
+- ``POST /repos/{owner}/{repo}/pulls`` with ``title``, ``head``, ``base`` and
+  ``body``: ``201 Created`` and the pull request, numbered with the issues;
+  ``422`` when ``head`` does not exist or has nothing ``base`` lacks.
+
 Like GitHub it answers ``401 Bad credentials`` to an unknown token, ``401
 Requires authentication`` to none, ``403 Resource not accessible by
 integration`` to a write with a read-only token (a fork's pull request), ``403``
@@ -39,6 +58,9 @@ prints its URL, then one line per request.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import hashlib
 import json
 import re
 import threading
@@ -61,6 +83,12 @@ _COMMENTS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<number>\d+)/co
 _COMMENT = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/comments/(?P<id>\d+)$")
 _ISSUES = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues$")
 _ISSUE = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<number>\d+)$")
+_REF = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/git/ref/heads/(?P<branch>.+)$")
+_REFS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/git/refs$")
+_CONTENTS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/contents/(?P<path>.+)$")
+_PULLS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/pulls$")
+#: The branch a contents request reads when it names none (the stand-in's repositories' default branch).
+DEFAULT_BRANCH = "main"
 #: The values GitHub accepts for an issue's state and, on an update, its state_reason.
 STATES = ("open", "closed")
 STATE_REASONS = ("completed", "not_planned", "reopened")
@@ -163,16 +191,69 @@ class Issue:
         return payload
 
 
+def blob_sha(content: bytes) -> str:
+    """git's object name of a file's content, as the contents API gives it (``sha``)."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A commit: the whole set of its files, its message and its parent (empty for a seeded one)."""
+
+    sha: str
+    files: dict[str, bytes]
+    message: str
+    parent: str = ""
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """A pull request's branches; its title, body and state are its ``Issue``'s."""
+
+    repo: str
+    number: int
+    head: str
+    base: str
+
+
 @dataclass
 class GitHubState:
-    """Comments and recorded requests, shared by the server's threads."""
+    """Comments, issues, branches and recorded requests, shared by the server's threads."""
 
     tokens: dict[str, Token]
     comments: dict[int, Comment] = field(default_factory=dict)
     issues: dict[tuple[str, int], Issue] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
+    #: (repository, branch) -> the sha of its head commit.
+    branches: dict[tuple[str, str], str] = field(default_factory=dict)
+    commits: dict[str, Commit] = field(default_factory=dict)
+    pulls: dict[tuple[str, int], PullRequest] = field(default_factory=dict)
     next_id: int = 1000
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def seed_branch(self, repo: str, branch: str, files: dict[str, bytes]) -> str:
+        """Make ``branch`` of ``repo`` a commit of ``files`` (a test seeds the default branch); its sha."""
+        with self.lock:
+            return self._commit(repo, branch, dict(files), f"seed {branch}", "")
+
+    def _commit(self, repo: str, branch: str, files: dict[str, bytes], message: str, parent: str) -> str:
+        listing = "".join(f"{path} {blob_sha(content)}\n" for path, content in sorted(files.items()))
+        sha = hashlib.sha1(f"{parent}\n{message}\n{listing}".encode(), usedforsecurity=False).hexdigest()
+        self.commits[sha] = Commit(sha, files, message, parent)
+        self.branches[(repo, branch)] = sha
+        return sha
+
+    def file_at(self, repo: str, branch: str, path: str) -> bytes | None:
+        """``path`` at the head of ``branch``, or None when the branch or the file does not exist."""
+        with self.lock:
+            head = self.branches.get((repo, branch))
+            return None if head is None else self.commits[head].files.get(path)
+
+    def pull_requests(self, repo: str) -> list[tuple[PullRequest, Issue]]:
+        """The repository's pull requests made through ``POST .../pulls``, oldest first, with their issues."""
+        with self.lock:
+            found = sorted((p for (r, _), p in self.pulls.items() if r == repo), key=lambda p: p.number)
+            return [(p, self.issues[(repo, p.number)]) for p in found]
 
     def add_comment(self, repo: str, number: int, body: str, login: str) -> Comment:
         """Post a comment as ``login`` (a test seeds one as a person would)."""
@@ -238,6 +319,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._handle("PATCH")
 
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
@@ -275,7 +359,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, method: str, path: str, query: str, token: Token | None, body: object) -> Answer:
         if self.headers.get("Authorization") and token is None:
             return _error(HTTPStatus.UNAUTHORIZED, "Bad credentials")
-        answer = self._comments(method, path, query, token, body) or self._issues(method, path, query, token, body)
+        answer = (
+            self._comments(method, path, query, token, body)
+            or self._issues(method, path, query, token, body)
+            or self._git(method, path, query, token, body)
+        )
         return answer or _error(HTTPStatus.NOT_FOUND, "Not Found")
 
     def _comments(self, method: str, path: str, query: str, token: Token | None, body: object) -> Answer | None:
@@ -420,6 +508,148 @@ class _Handler(BaseHTTPRequestHandler):
             issue.labels = labels
             issue.updated_at = now
         return HTTPStatus.OK, self._issue_json(issue), {}
+
+    # -- files, branches and pull requests ------------------------------------------------------------------
+
+    def _git(self, method: str, path: str, query: str, token: Token | None, body: object) -> Answer | None:
+        """The ref, contents and pull request endpoints; None for a path or method they do not serve."""
+        if (match := _REF.match(path)) and method == "GET":
+            return self._ref(match["repo"], match["branch"])
+        if (match := _REFS.match(path)) and method == "POST":
+            return self._create_ref(match["repo"], token, body)
+        if match := _CONTENTS.match(path):
+            if method == "GET":
+                branch = {k: v[-1] for k, v in parse_qs(query).items()}.get("ref", DEFAULT_BRANCH)
+                return self._contents(match["repo"], branch, match["path"])
+            if method == "PUT":
+                return self._put_contents(match["repo"], match["path"], token, body)
+        if (match := _PULLS.match(path)) and method == "POST":
+            return self._create_pull(match["repo"], token, body)
+        return None
+
+    def _ref_json(self, repo: str, branch: str, sha: str) -> dict[str, Any]:
+        return {
+            "ref": f"refs/heads/{branch}",
+            "url": f"{self.server.url}/repos/{repo}/git/refs/heads/{branch}",
+            "object": {"type": "commit", "sha": sha, "url": f"{self.server.url}/repos/{repo}/git/commits/{sha}"},
+        }
+
+    def _ref(self, repo: str, branch: str) -> Answer:
+        state = self.server.state
+        with state.lock:
+            sha = state.branches.get((repo, branch))
+        if sha is None:
+            return _error(HTTPStatus.NOT_FOUND, "Not Found")
+        return HTTPStatus.OK, self._ref_json(repo, branch, sha), {}
+
+    def _create_ref(self, repo: str, token: Token | None, body: object) -> Answer:
+        fields = _writable_fields(token, body)
+        if not isinstance(fields, dict):
+            return fields
+        ref, sha = fields.get("ref"), fields.get("sha")
+        if not isinstance(ref, str) or not ref.startswith("refs/heads/") or not isinstance(sha, str):
+            return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "Reference update failed")
+        branch = ref.removeprefix("refs/heads/")
+        state = self.server.state
+        with state.lock:
+            if (repo, branch) in state.branches:
+                return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "Reference already exists")
+            if sha not in state.commits:
+                return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "Object does not exist")
+            state.branches[(repo, branch)] = sha
+        return HTTPStatus.CREATED, self._ref_json(repo, branch, sha), {}
+
+    def _file_json(self, repo: str, branch: str, path: str, content: bytes) -> dict[str, Any]:
+        return {
+            "type": "file",
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "sha": blob_sha(content),
+            "size": len(content),
+            "encoding": "base64",
+            "content": base64.encodebytes(content).decode("ascii"),
+            "url": f"{self.server.url}/repos/{repo}/contents/{path}?ref={branch}",
+        }
+
+    def _contents(self, repo: str, branch: str, path: str) -> Answer:
+        content = self.server.state.file_at(repo, branch, path)
+        if content is None:
+            return _error(HTTPStatus.NOT_FOUND, "Not Found")
+        return HTTPStatus.OK, self._file_json(repo, branch, path, content), {}
+
+    def _put_contents(self, repo: str, path: str, token: Token | None, body: object) -> Answer:
+        fields = _writable_fields(token, body)
+        if not isinstance(fields, dict):
+            return fields
+        parsed = _file_write(fields)
+        if not isinstance(parsed, FileWrite):
+            return parsed
+        message, content, branch = parsed.message, parsed.content, parsed.branch
+        state = self.server.state
+        with state.lock:
+            head = state.branches.get((repo, branch))
+            if head is None:
+                return _error(HTTPStatus.NOT_FOUND, f"Branch {branch} not found")
+            files = dict(state.commits[head].files)
+            existing = files.get(path)
+            if existing is not None and "sha" not in fields:
+                return _invalid("Contents", "sha", '"sha" wasn\'t supplied.')
+            if existing is not None and fields["sha"] != blob_sha(existing):
+                return _error(HTTPStatus.CONFLICT, f"{path} does not match {fields['sha']}")
+            files[path] = content
+            sha = state._commit(repo, branch, files, message, head)
+        status = HTTPStatus.CREATED if existing is None else HTTPStatus.OK
+        commit = {"sha": sha, "message": message, "parents": [{"sha": head}]}
+        return status, {"content": self._file_json(repo, branch, path, content), "commit": commit}, {}
+
+    def _create_pull(self, repo: str, token: Token | None, body: object) -> Answer:
+        fields = _writable_fields(token, body)
+        if not isinstance(fields, dict):
+            return fields
+        assert token is not None
+        title, head, base = (str(fields.get(name) or "") for name in ("title", "head", "base"))
+        text = fields.get("body") or ""
+        if not (title and head and base) or not isinstance(text, str):
+            return _invalid("PullRequest", "title", "title, head and base must be supplied")
+        state = self.server.state
+        with state.lock:
+            head_sha, base_sha = state.branches.get((repo, head)), state.branches.get((repo, base))
+        if head_sha is None or base_sha is None:
+            return _invalid("PullRequest", "head" if head_sha is None else "base", "invalid")
+        if head_sha == base_sha:
+            return _invalid("PullRequest", "head", f"No commits between {base} and {head}")
+        issue = state.add_issue(repo, title, text, token.login, [], pull_request=True)
+        with state.lock:
+            state.pulls[(repo, issue.number)] = PullRequest(repo, issue.number, head, base)
+        payload = {
+            **self._issue_json(issue),
+            "url": f"{self.server.url}/repos/{repo}/pulls/{issue.number}",
+            "head": {"ref": head, "sha": head_sha},
+            "base": {"ref": base, "sha": base_sha},
+        }
+        location = f"{self.server.url}/repos/{repo}/pulls/{issue.number}"
+        return HTTPStatus.CREATED, payload, {"Location": location}
+
+
+@dataclass(frozen=True)
+class FileWrite:
+    """What a contents write asks for: its commit message, the file's new content, the branch."""
+
+    message: str
+    content: bytes
+    branch: str
+
+
+def _file_write(fields: dict[str, Any]) -> FileWrite | Answer:
+    """A contents write's message, decoded content and branch, or GitHub's answer when it refuses them."""
+    message, encoded = fields.get("message"), fields.get("content")
+    if not isinstance(message, str) or not message:
+        return _invalid("Contents", "message", "message wasn't supplied")
+    try:
+        content = base64.b64decode(str(encoded), validate=True)
+    except (binascii.Error, ValueError):
+        return _invalid("Contents", "content", "content is not valid Base64")
+    return FileWrite(message, content, str(fields.get("branch", DEFAULT_BRANCH)))
 
 
 def _error(status: HTTPStatus, message: str, errors: list[dict[str, str]] | None = None) -> Answer:

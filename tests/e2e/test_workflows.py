@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.e2e.github_api import ACTIONS_BOT, Comment, GitHubServer, Issue, Request, Token, serving
+from tests.e2e.github_api import ACTIONS_BOT, Comment, GitHubServer, Issue, PullRequest, Request, Token, serving
 from tests.e2e.sandbox import REPO, Cluster, running_cluster, tools_built, tools_dir
 from tests.e2e.test_e2e_registry import Registry
 from tests.e2e.workflow_runner import EVENTS_DIR, Run, RunnerMachine, build_act, checkout, event_name, triggered
@@ -583,7 +584,10 @@ def registry_main(repository: Repository, pushed: Pushed) -> Main:
     from main by hand, `make up STACK=dev`: that release pushes, so it can be promoted by digest. (deploy.yml
     would release it too, but its `make test` runs unit tests that pin the committed example stack files.)
     Then, once before the first promotion, `make stack STACK=prod` (README, "From a pull request to prod")."""
-    head = repository.branch("main-registry", repository.stack_files())
+    files = repository.stack_files()
+    head = repository.branch("main-registry", files)
+    # The same files on main as the API serves them, where the promotion proposes its pin.
+    repository.api.state.seed_branch(repository.full_name, "main", {k: v.encode() for k, v in files.items()})
     repository.make(head, "up", "STACK=dev", "ARGS=--yes")
     repository.make(head, "stack", "STACK=prod")
     return Main(head, repository.registry.manifest_digest(APP_VERSION))
@@ -594,6 +598,9 @@ class Promoted:
     runs: dict[str, Run]
     history: list[dict[str, Any]]
     deployment: dict[str, Any]
+    #: The pull requests opened through the API, and the stack file on each one's branch.
+    pulls: list[tuple[PullRequest, Issue]]
+    proposed: list[bytes | None]
 
 
 @dataclass
@@ -625,11 +632,14 @@ def together(repository: Repository, synchronized: PullRequestEvent, registry_ma
     stacks = repository.stacks()
     exists = repository.cluster.exists
     prod_history = json.loads(repository.make(registry_main.head, "history", "STACK=prod", "JSON=1"))
+    state = repository.api.state
+    pulls = state.pull_requests(repository.full_name)
+    proposed = [state.file_at(repository.full_name, pull.head, "Pulumi.prod.yaml") for pull, _ in pulls]
     return Together(
         Closed(closing, stacks, exists("namespace", f"k8s-demo-pr-{PR}")),
         Forked(forking, stacks, exists("namespace", f"k8s-demo-pr-{FORK_PR}"), repository.requests(FORK_PR)),
         Broken(breaking, repository.comments(BROKEN_PR), exists("namespace", f"k8s-demo-pr-{BROKEN_PR}")),
-        Promoted(promoting, prod_history, deployment(repository.cluster, "k8s-demo-prod")),
+        Promoted(promoting, prod_history, deployment(repository.cluster, "k8s-demo-prod"), pulls, proposed),
     )
 
 
@@ -686,6 +696,22 @@ def test_promotion_releases_prod_once_with_its_provenance(registry_main: Main, p
 def test_promotion_deploys_prod_by_devs_digest(repository: Repository, registry_main: Main, promoted: Promoted) -> None:
     assert image_of(promoted.deployment) == registry_main.image(repository)
     assert rolled_out(promoted.deployment, PROD_REPLICAS), promoted.deployment.get("status")
+
+
+def test_promotion_proposes_its_pin_in_one_pull_request_to_main(promoted: Promoted) -> None:
+    opened = [(p.base, p.head.startswith("promote/prod-run-"), i.title, i.login, i.state) for p, i in promoted.pulls]
+    assert opened == [("main", True, "prod: pin the image promoted from dev", ACTIONS_BOT, "open")]
+
+
+def test_the_proposed_stack_file_pins_devs_digest_and_main_waits_for_the_merge(
+    repository: Repository, registry_main: Main, promoted: Promoted
+) -> None:
+    proposed = promoted.proposed[0]
+    assert proposed is not None
+    config = yaml.safe_load(proposed)["config"]
+    assert (config["k8s-demo:imageTag"], config["k8s-demo:imageDigest"]) == (APP_VERSION, registry_main.digest)
+    main = repository.api.state.file_at(repository.full_name, "main", "Pulumi.prod.yaml")
+    assert main == repository.stack_files()["Pulumi.prod.yaml"].encode()
 
 
 # 8. The drift watch ------------------------------------------------------------------------------
