@@ -59,6 +59,12 @@ def test_history_is_read_page_by_page_until_a_short_page(tmp_path: Path) -> None
     assert [call[call.index("--page") + 1] for call in cli.history_calls] == ["1", "2", "3"]
 
 
+def test_history_is_read_without_decrypting_secrets(tmp_path: Path) -> None:
+    stack, cli = recorded_stack(recorded("history-dev.json"), tmp_path)
+    PulumiStack(stack).history()
+    assert [("--show-secrets" in call) for call in cli.history_calls] == [False]
+
+
 def test_table_of_recorded_history(tmp_path: Path) -> None:
     lines = table(dev_releases(tmp_path)).splitlines()
     assert lines[:3] == [
