@@ -57,14 +57,15 @@ def project_defaults(root: Path = ROOT) -> dict[str, str]:
     return {config_key(key): _engine_string(spec["default"]) for key, spec in document["config"].items()}
 
 
-def stack_file_config(stack: str, root: Path = ROOT) -> dict[str, str]:
+def stack_file_config(stack: str, root: Path = ROOT, stack_dir: Path | None = None) -> dict[str, str]:
     """A stack's config as the CLI passes it: project defaults, overlaid by ``Pulumi.<stack>.yaml``.
 
     Every value is a string. A stack without a file (a ``pr-<number>`` review
-    stack) gets the project defaults alone.
+    stack) gets the project defaults alone. The defaults come from ``root``'s
+    ``Pulumi.yaml``, the stack file from ``stack_dir`` (default: ``root``).
     """
     config = project_defaults(root)
-    path = root / f"Pulumi.{stack}.yaml"
+    path = (stack_dir or root) / f"Pulumi.{stack}.yaml"
     if path.exists():
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         config.update({key: _engine_string(value) for key, value in (document.get("config") or {}).items()})

@@ -87,9 +87,13 @@ def file_name(index: int, obj: Mapping[str, Any]) -> str:
     return f"{index:02d}-{str(obj['kind']).lower()}-{obj['metadata']['name']}.yaml"
 
 
-def render_stack(stack: str, out: Path) -> list[Path]:
-    """Run the program for ``stack`` and write its manifests to ``out/<stack>/``; return the files."""
-    objects = kubernetes_objects(run_program(stack, stack_file_config(stack)).resources)
+def render_stack(stack: str, out: Path, config: Mapping[str, str] | None = None) -> list[Path]:
+    """Run the program for ``stack`` and write its manifests to ``out/<stack>/``; return the files.
+
+    ``config``: the stack's config under full keys; None reads its stack file over the project's defaults.
+    """
+    values = dict(config) if config is not None else stack_file_config(stack)
+    objects = kubernetes_objects(run_program(stack, values).resources)
     directory = out / stack
     directory.mkdir(parents=True, exist_ok=True)
     # An object the program no longer creates must not survive as a stale file.

@@ -14,16 +14,17 @@ from pulumi.runtime.settings import set_root_resource
 
 from components.values import Resources
 from ops.offline import ClusterMocks, ProgramRun, run_program, stack_config
-from project import NAME, config_key, project_defaults, stack_file_config
+from project import NAME, config_key, project_defaults
+from tests.examples import example_config
 
-#: The committed stacks plus a review stack that has no stack file.
+#: The example stacks plus a review stack that has no stack file.
 STACKS = ("dev", "prod", "pr-42")
 
 
 @pytest.fixture(scope="session")
 def stack_runs() -> dict[str, ProgramRun]:
-    """The program run once per stack with that stack's committed config."""
-    return {stack: run_program(stack, stack_file_config(stack)) for stack in STACKS}
+    """The program run once per stack with that example stack's config (tests/examples.py)."""
+    return {stack: run_program(stack, example_config(stack)) for stack in STACKS}
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +47,7 @@ def run_dev_with() -> Callable[..., ProgramRun]:
     """Run the dev stack with extra project keys: ``run_dev_with(imageTag="0.1")``."""
 
     def run(**keys: str) -> ProgramRun:
-        config = {**stack_file_config("dev"), **{config_key(key): value for key, value in keys.items()}}
+        config = {**example_config("dev"), **{config_key(key): value for key, value in keys.items()}}
         return run_program("dev", config)
 
     return run

@@ -14,7 +14,8 @@ from pulumi import automation as auto
 from ops import engine
 from ops.releases.command import UpOutcome
 from ops.releases.model import IMAGE_DIGEST_KEY, IMAGE_TAG_KEY, Release
-from project import config_key, stack_file_config
+from project import config_key
+from tests.examples import example_config
 
 #: ``pulumi stack history --json`` output captured from the sandbox (see tests/data/README.md).
 DATA = Path(__file__).resolve().parent / "data"
@@ -106,7 +107,7 @@ class FakeStack:
 
     summaries: Sequence[auto.UpdateSummary]
     outcomes: list[UpOutcome] = field(default_factory=list)
-    values: dict[str, str] = field(default_factory=lambda: stack_file_config("dev"))
+    values: dict[str, str] = field(default_factory=lambda: example_config("dev"))
     calls: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     #: Per update: whether it ran without make up's narrowing flags (an automatic rollback).

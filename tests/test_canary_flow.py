@@ -17,7 +17,8 @@ from ops.diagnosis import REVISION
 from ops.releases.canary import CANARY_TAG, CanaryResult, Pods, print_canary, release
 from ops.releases.command import UpOutcome
 from ops.releases.model import IMAGE_TAG_KEY, release_message
-from project import config_key, stack_file_config
+from project import config_key
+from tests.examples import example_config
 from tests.releases_fakes import FakeStack, no_git, update
 
 NS = "k8s-demo-dev"
@@ -32,7 +33,7 @@ def canary_config(**keys: str) -> dict[str, str]:
         "canaryMinRequests": "20",
         **keys,
     }
-    return {**stack_file_config("dev"), **{config_key(k): v for k, v in values.items()}}
+    return {**example_config("dev"), **{config_key(k): v for k, v in values.items()}}
 
 
 def pod(name: str, *, restarts: int = 0) -> dict[str, Any]:

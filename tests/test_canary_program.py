@@ -10,7 +10,8 @@ import pytest
 from components.labels import INSTANCE, NAME, TRACK, VERSION
 from components.webapp import CANARY_DEPLOYMENT_NAME, DEPLOYMENT_NAME, SKIP_AWAIT
 from ops.offline import MockResource, ProgramRun, run_program
-from project import DEPLOYMENT_TYPE, IMAGE_TYPE, ROOT, SERVICE_TYPE, config_key, stack_file_config
+from project import DEPLOYMENT_TYPE, IMAGE_TYPE, ROOT, SERVICE_TYPE, config_key
+from tests.examples import example_config
 
 APP_VERSION = (ROOT / "app" / "VERSION").read_text().strip()
 # The stable tag of the canary release below: an older, existing tag (not built).
@@ -34,7 +35,7 @@ def rolling(run_prod_like: Run) -> ProgramRun:
 def run_prod_like() -> Run:
     def run(**keys: str) -> ProgramRun:
         config = {
-            **stack_file_config("dev"),
+            **example_config("dev"),
             config_key("rolloutStrategy"): "canary",
             config_key("replicas"): "4",
             **{config_key(key): value for key, value in keys.items()},

@@ -22,7 +22,8 @@ from ops.releases.model import (
     releases,
     table,
 )
-from project import NAME, stack_file_config
+from project import NAME
+from tests.examples import example_config
 from tests.releases_fakes import no_git, update
 
 
@@ -168,7 +169,7 @@ def test_ready_is_the_ready_condition() -> None:
 
 
 def settings_of(stack: str) -> Settings:
-    return load_settings(StackConfig(NAME, stack_file_config(stack)), project=NAME, stack=stack, app_version="0.2")
+    return load_settings(StackConfig(NAME, example_config(stack)), project=NAME, stack=stack, app_version="0.2")
 
 
 def test_the_rollout_plan_shows_prods_canary_stage() -> None:

@@ -24,7 +24,8 @@ from ops.engine import State, Step
 from ops.preview.__main__ import main, recorded_preview
 from ops.preview.comment import GITHUB_COMMENT_LIMIT, diff_blocks, fit, image_section, render
 from ops.preview.report import UNKNOWN, Preview
-from project import DEPLOYMENT_TYPE, NAME, config_key, stack_file_config
+from project import DEPLOYMENT_TYPE, NAME, config_key
+from tests.examples import example_config
 
 DATA = Path(__file__).parent / "data" / "pr_comment"
 GOLDEN = Path(__file__).parent / "golden" / "pr_comment"
@@ -113,7 +114,7 @@ def test_oversized_comment_counts_the_lines_it_left_out(oversized: tuple[Preview
 
 
 def _settings(image_tag: str, app_version: str) -> Settings:
-    values = {**stack_file_config("dev"), config_key("imageTag"): image_tag}
+    values = {**example_config("dev"), config_key("imageTag"): image_tag}
     return load_settings(StackConfig(NAME, values), project=NAME, stack="dev", app_version=app_version)
 
 
@@ -143,7 +144,7 @@ def test_pushed_image_shows_its_digest() -> None:
 
 def _promoted_settings(digest: str) -> Settings:
     values = {
-        **stack_file_config("prod"),
+        **example_config("prod"),
         config_key("imageTag"): "0.3",
         config_key("imageDigest"): digest,
     }

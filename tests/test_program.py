@@ -23,8 +23,8 @@ from project import (
     ROOT,
     SERVICE_TYPE,
     config_key,
-    stack_file_config,
 )
+from tests.examples import example_config
 
 STACKS = ("dev", "prod", "pr-42")
 APP_VERSION = (ROOT / "app" / "VERSION").read_text().strip()
@@ -128,7 +128,7 @@ def test_node_port_is_fixed_by_config(prod: ProgramRun) -> None:
 
 
 def test_preview_before_the_port_is_assigned_has_no_url() -> None:
-    run = run_program("dev", stack_file_config("dev"), preview=True, mocks=ClusterMocks(assign_node_ports=False))
+    run = run_program("dev", example_config("dev"), preview=True, mocks=ClusterMocks(assign_node_ports=False))
     assert (run.outputs["nodePort"], run.outputs["url"]) == (None, None)
 
 
@@ -187,7 +187,7 @@ def test_the_engine_asked_for_its_platform_is_the_stacks_docker_host(monkeypatch
         return "linux/s390x"
 
     monkeypatch.setattr(docker_engine, "engine_platform", platform)
-    run = run_program("dev", {**stack_file_config("dev"), "docker:host": "unix:///run/other-engine.sock"})
+    run = run_program("dev", {**example_config("dev"), "docker:host": "unix:///run/other-engine.sock"})
     assert (asked, run.one(IMAGE_TYPE).inputs["build"]["platform"]) == (
         ["unix:///run/other-engine.sock"],
         "linux/s390x",
@@ -221,7 +221,7 @@ def test_a_promoted_digest_is_deployed_as_is_and_nothing_is_built() -> None:
     # A promotion pins the digest dev ran, even under the tag prod would otherwise build.
     digest = "sha256:" + "cd" * 32
     keys = {config_key("imageTag"): APP_VERSION, config_key("imageDigest"): digest}
-    run = run_program("prod", {**stack_file_config("prod"), **keys})
+    run = run_program("prod", {**example_config("prod"), **keys})
     assert run.of_type(IMAGE_TYPE) == []
     assert container(run)["image"] == f"registry.example.com/k8s-demo/k8s-demo@{digest}"
     assert run.outputs["imageBuilt"] is False

@@ -16,7 +16,8 @@ from ops.releases.command import UpOutcome, history_command, rollback_command
 from ops.releases.model import Refusal, RolloutFailure, release_message
 from ops.releases.promote import PromoteResult, print_promote, promote
 from ops.releases.promotion import DIGEST_KEY, PromotedImage
-from project import IMAGE_TYPE, STACK_TYPE, config_key, stack_file_config
+from project import IMAGE_TYPE, STACK_TYPE, config_key
+from tests.examples import example_config
 from tests.releases_fakes import FakeStack, update
 
 APP_VERSION = "0.9"
@@ -38,7 +39,7 @@ def state(image: str, *builds: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def dev(*, pushed: bool = True) -> FakeStack:
     """dev: release 1 of 0.1, release 2 of 0.2 (the newest), release 3 failed; pushing to REGISTRY, or local."""
     repository = REGISTRY if pushed else "k8s-demo"
-    values = {**stack_file_config("dev"), config_key("imageRepository"): repository}
+    values = {**example_config("dev"), config_key("imageRepository"): repository}
     newest = (
         state(f"{REGISTRY}@{DIGEST}")
         if pushed
@@ -54,7 +55,7 @@ def dev(*, pushed: bool = True) -> FakeStack:
 
 
 def prod(*outcomes: UpOutcome, repository: str = REGISTRY) -> FakeStack:
-    values = {**stack_file_config("prod"), config_key("imageRepository"): repository}
+    values = {**example_config("prod"), config_key("imageRepository"): repository}
     return FakeStack([update("09:00", tag="0.1")], list(outcomes), values=values, name="prod")
 
 
@@ -188,7 +189,7 @@ def promoted_prod(*outcomes: UpOutcome) -> FakeStack:
     first = release_message(f"promoted from dev release 1, {OLD_DIGEST}", REGISTRY, "0.1", "prod")
     second = release_message(f"promoted from dev release 2, {DIGEST}", REGISTRY, "0.2", "prod")
     values = {
-        **stack_file_config("prod"),
+        **example_config("prod"),
         config_key("imageRepository"): REGISTRY,
         config_key("imageTag"): "0.2",
         config_key(DIGEST_KEY): DIGEST,

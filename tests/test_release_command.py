@@ -25,7 +25,8 @@ from ops.releases.command import (
     up_command,
 )
 from ops.releases.model import IMAGE_TAG_KEY, Refusal, RolloutFailure
-from project import DEPLOYMENT_TYPE, IMAGE_TYPE, config_key, stack_file_config
+from project import DEPLOYMENT_TYPE, IMAGE_TYPE, config_key
+from tests.examples import example_config
 from tests.releases_fakes import (
     EventStack,
     FakeStack,
@@ -719,7 +720,7 @@ class ConfigStack:
 
 
 def test_the_config_is_read_once_until_the_command_changes_it() -> None:
-    stack = ConfigStack(stack_file_config("dev"))
+    stack = ConfigStack(example_config("dev"))
     deployer = PulumiStack(cast(auto.Stack, stack), watch=False)
     deployer.config()
     deployer.config()
@@ -734,7 +735,7 @@ def test_the_config_is_read_once_until_the_command_changes_it() -> None:
 def test_the_watcher_reads_the_namespace_the_settings_resolve(
     namespace: str, expected: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stack = ConfigStack({**stack_file_config("dev"), config_key("namespace"): namespace})
+    stack = ConfigStack({**example_config("dev"), config_key("namespace"): namespace})
     targets: list[ClusterTarget] = []
     monkeypatch.setattr(Cluster, "connect", staticmethod(targets.append))
     watcher, _ = PulumiStack(cast(auto.Stack, stack)).watcher(fail_fast=True)

@@ -11,17 +11,18 @@ import yaml
 from ops.offline import MockResource, ProgramRun
 from ops.render import file_name, kubernetes_objects, main, manifest, plain, render_stack
 from project import DEPLOYMENT_TYPE, NAMESPACE_TYPE
+from tests.examples import example_config
 
-#: The stacks the checks render: both committed stacks and a review stack without a stack file.
+#: The stacks the checks render: both example stacks and a review stack without a stack file.
 STACKS = ("dev", "prod", "pr-42")
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every stack rendered once, through the same path ``make render`` takes."""
+    """Every example stack rendered once, through the same path ``make render`` takes."""
     out = tmp_path_factory.mktemp("manifests")
     for stack in STACKS:
-        render_stack(stack, out)
+        render_stack(stack, out, example_config(stack))
     return out
 
 

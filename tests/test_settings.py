@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pulumi
 import pytest
 
 from components.settings import KNOWN_KEYS, Settings, StackConfig, load_settings
 from ops.offline import CONFIG_ENV, ClusterMocks, run_program, stack_config
-from project import DEPLOYMENT_TYPE, project_defaults, stack_file_config
+from project import DEPLOYMENT_TYPE, ROOT, project_defaults, stack_file_config
+from tests.examples import example_config
 
 Load = Callable[..., Settings]
 
@@ -238,14 +240,14 @@ def test_every_problem_is_reported_in_one_error(load: Load) -> None:
 def test_bad_config_registers_no_resource() -> None:
     engine = ClusterMocks()
     with pytest.raises(pulumi.RunError):
-        run_program("dev", {**stack_file_config("dev"), "k8s-demo:replicas": "many"}, mocks=engine)
+        run_program("dev", {**example_config("dev"), "k8s-demo:replicas": "many"}, mocks=engine)
     assert engine.resources == []
 
 
 def test_good_config_does_register() -> None:
     # Guards the test above: the same engine does record resources when config is good.
     engine = ClusterMocks()
-    run_program("dev", stack_file_config("dev"), mocks=engine)
+    run_program("dev", example_config("dev"), mocks=engine)
     assert [r.type for r in engine.resources if r.type == DEPLOYMENT_TYPE] == [DEPLOYMENT_TYPE]
 
 
@@ -284,13 +286,13 @@ def test_unknown_key_is_refused_from_the_language_hosts_config(monkeypatch: pyte
 
 def test_unknown_key_is_refused_under_the_mocks() -> None:
     with pytest.raises(pulumi.RunError) as caught:
-        run_program("dev", {**stack_file_config("dev"), "k8s-demo:replica": "3"})
+        run_program("dev", {**example_config("dev"), "k8s-demo:replica": "3"})
     assert str(caught.value).splitlines()[1:] == [f"  - {UNKNOWN_REPLICA}"]
 
 
 def test_keys_of_other_namespaces_are_not_refused() -> None:
     # Provider settings such as kubernetes:context share the stack's config.
-    run = run_program("dev", {**stack_file_config("dev"), "kubernetes:context": "kind-k8s-demo"})
+    run = run_program("dev", {**example_config("dev"), "kubernetes:context": "kind-k8s-demo"})
     assert len(run.of_type(DEPLOYMENT_TYPE)) == 1
 
 
@@ -351,7 +353,7 @@ def test_strategy_defaults_to_rolling(load: Load) -> None:
 def test_dev_keeps_rolling_and_prod_canaries() -> None:
     strategies = [
         load_settings(
-            StackConfig("k8s-demo", stack_file_config(stack)), project="k8s-demo", stack=stack, app_version="0.2"
+            StackConfig("k8s-demo", example_config(stack)), project="k8s-demo", stack=stack, app_version="0.2"
         ).strategy
         for stack in ("dev", "prod")
     ]
@@ -457,6 +459,17 @@ def test_every_bad_canary_key_is_reported_at_once(load: Load) -> None:
 
 @pytest.mark.parametrize(("host", "expected"), [("ssh://builder", "ssh://builder"), ("", None)])
 def test_the_docker_providers_host_comes_with_the_settings(host: str, expected: str | None) -> None:
-    values = {**stack_file_config("dev"), "docker:host": host}
+    values = {**example_config("dev"), "docker:host": host}
     settings = load_settings(StackConfig("k8s-demo", values), project="k8s-demo", stack="dev", app_version="0.2")
     assert settings.docker_host == expected
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("Pulumi.*.yaml")), ids=lambda path: path.name)
+def test_each_of_the_projects_own_stack_files_is_valid_config(path: Path) -> None:
+    # The one place the project's own stack files are read (the others pin tests/data/stacks): a team's edit
+    # must still be config the program accepts.
+    stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    settings = load_settings(
+        StackConfig("k8s-demo", stack_file_config(stack)), project="k8s-demo", stack=stack, app_version="0.2"
+    )
+    assert settings.stack == stack

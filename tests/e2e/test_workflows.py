@@ -581,8 +581,8 @@ class Main:
 @pytest.fixture(scope="module")
 def registry_main(repository: Repository, pushed: Pushed) -> Main:
     """A maintainer points dev and prod at the registry (their stack files' imageRepository) and releases dev
-    from main by hand, `make up STACK=dev`: that release pushes, so it can be promoted by digest. (deploy.yml
-    would release it too, but its `make test` runs unit tests that pin the committed example stack files.)
+    from main by hand, `make up STACK=dev`: that release pushes, so it can be promoted by digest. (By hand, not by
+    another deploy.yml run, to keep the suite short.)
     Then, once before the first promotion, `make stack STACK=prod` (README, "From a pull request to prod")."""
     files = repository.stack_files()
     head = repository.branch("main-registry", files)
