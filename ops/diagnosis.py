@@ -237,6 +237,15 @@ def generation(deployment: Mapping[str, Any] | None) -> int:
     return int(((deployment or {}).get("metadata") or {}).get("generation") or 0)
 
 
+def progressing(status: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """A Deployment ``status``'s ``Progressing`` condition, when it has a reason: Kubernetes' verdict on the
+    rollout (``ReplicaSetUpdated``, ``NewReplicaSetAvailable``, ``ProgressDeadlineExceeded``); else None."""
+    conditions = (status or {}).get("conditions") or []
+    return next(
+        (c for c in conditions if isinstance(c, Mapping) and c.get("type") == PROGRESSING and c.get("reason")), None
+    )
+
+
 def deadline_exceeded(deployment: Mapping[str, Any] | None, baseline_generation: int) -> str | None:
     """Kubernetes' message when it gave up on the rollout that started after ``baseline_generation``, else None.
 
@@ -250,10 +259,10 @@ def deadline_exceeded(deployment: Mapping[str, Any] | None, baseline_generation:
     status = deployment.get("status") or {}
     if current <= baseline_generation or int(status.get("observedGeneration") or 0) < current:
         return None
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == PROGRESSING and condition.get("reason") == PROGRESS_DEADLINE:
-            return str(condition.get("message") or "")
-    return None
+    verdict = progressing(status)
+    if verdict is None or verdict.get("reason") != PROGRESS_DEADLINE:
+        return None
+    return str(verdict.get("message") or "")
 
 
 def _owned_by(pod: Mapping[str, Any], uid: str) -> bool:

@@ -34,7 +34,7 @@ from pulumi import automation as auto
 from components.settings import APP_VERSION_TAG
 from components.values import image_tag_problem
 from components.webapp import ROLLOUT_COMPLETE_REASON
-from ops.diagnosis import PROGRESS_DEADLINE, PROGRESSING
+from ops.diagnosis import PROGRESS_DEADLINE, progressing
 from project import NAME, config_key
 
 #: The history kind of a ``pulumi up``; the only kind that is a release.
@@ -483,13 +483,10 @@ def rollout_failure(status: Mapping[str, Any] | None, error: str = "") -> Rollou
     is none); ``error`` is the engine's error on the Deployment, kept for when
     the status has no ``Progressing`` condition.
     """
-    conditions = (status or {}).get("conditions") or []
-    progressing = next(
-        (c for c in conditions if isinstance(c, Mapping) and c.get("type") == PROGRESSING and c.get("reason")), None
-    )
-    if progressing is None:
+    verdict = progressing(status)
+    if verdict is None:
         return RolloutFailure(error=error)
-    return RolloutFailure(str(progressing["reason"]), str(progressing.get("message") or ""), error)
+    return RolloutFailure(str(verdict["reason"]), str(verdict.get("message") or ""), error)
 
 
 def push_refusal(diagnostics: Sequence[str], registry: str) -> PushRefusal | None:
