@@ -171,6 +171,11 @@ class Diagnosis:
         """Whether the update should stop waiting: a terminal cause, or Kubernetes gave up (its progress deadline)."""
         return self.terminal or bool(self.deadline)
 
+    @property
+    def gave_up(self) -> bool:
+        """Whether Kubernetes' progress deadline, not a terminal cause, is why the wait is over."""
+        return bool(self.deadline) and not self.terminal
+
     def headline(self) -> str:
         """The first cause's headline (a terminal one if any), or empty when no cause was found."""
         return self.causes[0].headline() if self.causes else ""

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -450,6 +451,15 @@ def test_the_baseline_generation_is_the_deployments_and_zero_for_none() -> None:
 def test_a_diagnosis_past_the_deadline_is_over_but_not_terminal() -> None:
     found = Diagnosis(deadline=TIMED_OUT)
     assert (found.over, found.terminal, found.as_json()["progressDeadlineExceeded"]) == (True, False, TIMED_OUT)
+
+
+def test_kubernetes_gave_up_only_when_no_cause_is_terminal() -> None:
+    crash = classified(recorded("crash"))
+    assert (Diagnosis(deadline=TIMED_OUT).gave_up, replace(crash, deadline=TIMED_OUT).gave_up, crash.gave_up) == (
+        True,
+        False,
+        False,
+    )
 
 
 class Stuck(Rolling):

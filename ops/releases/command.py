@@ -330,7 +330,7 @@ class PulumiStack:
 
 def stop_reason(found: Diagnosis) -> str:
     """Why the watcher stops the update: a terminal cause, else Kubernetes' progress deadline and what it waited on."""
-    if found.terminal or not found.deadline:
+    if not found.gave_up:
         return f"The rollout cannot succeed: {found.headline()}"
     waiting = f"\nIts new pods are waiting on: {found.headline()}" if found.causes else ""
     return f"Kubernetes gave up on the rollout: {PROGRESS_DEADLINE}: {found.deadline}{waiting}"
@@ -338,7 +338,7 @@ def stop_reason(found: Diagnosis) -> str:
 
 def stopped_verdict(found: Diagnosis) -> RolloutFailure:
     """The verdict on an update the watcher stopped: Kubernetes' own when its deadline passed, else the cause."""
-    if found.terminal or not found.deadline:
+    if not found.gave_up:
         return RolloutFailure(error=f"stopped waiting, the rollout cannot succeed: {found.headline()}")
     return RolloutFailure(PROGRESS_DEADLINE, found.deadline)
 
